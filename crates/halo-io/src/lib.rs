@@ -1,0 +1,1 @@
+//! Structure I/O (placeholder until the readers land).

@@ -1,0 +1,1 @@
+//! Neighbour lists (placeholder until the cell list lands).
