@@ -1,5 +1,6 @@
 //! Core vocabulary of halomd: physical units, the simulation [`Cell`], the atomic [`System`],
-//! chemical element data and the error type shared by the structural crates.
+//! chemical element data, the error type shared by the structural crates, and the [`Exchange`]
+//! seam through which a model receives ghost-atom rows without knowing about ranks.
 //!
 //! Design notes:
 //! - Units are metal-style and match DeePMD-kit and ASE: energies in eV, lengths in Å, time in
@@ -13,11 +14,13 @@
 pub mod cell;
 pub mod elements;
 pub mod error;
+pub mod exchange;
 pub mod system;
 pub mod units;
 
 pub use cell::Cell;
 pub use error::CoreError;
+pub use exchange::{DType, Exchange, ExchangeError, ExchangeSlot, MappingExchange, RowsMut};
 pub use system::System;
 
 /// A 3-vector of `f64`, the layout used for positions, velocities and forces throughout.
