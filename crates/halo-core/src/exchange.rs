@@ -120,8 +120,7 @@ impl MappingExchange {
 }
 
 fn copy_rows<T: Copy>(x: &mut [T], mapping: &[usize], nloc: usize, width: usize) {
-    for g in nloc..mapping.len() {
-        let o = mapping[g];
+    for (g, &o) in mapping.iter().enumerate().skip(nloc) {
         x.copy_within(o * width..(o + 1) * width, g * width);
     }
 }
