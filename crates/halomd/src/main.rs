@@ -1,1 +1,51 @@
-fn main() {}
+//! `halomd`: evaluate DeePMD-kit models and run molecular dynamics on one or many ranks.
+//!
+//! The binary is thin: each subcommand parses its flags, reads inputs through `halo-io`, calls
+//! the library crates and prints a result. All errors are reported with their file/field context
+//! and a non-zero exit status; nothing a user types can make it panic.
+
+mod neighbors;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+/// halomd — machine-learned interatomic potentials and MD, same answer on any rank count.
+#[derive(Debug, Parser)]
+#[command(name = "halomd", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the neighbour list of a structure and print its statistics.
+    ///
+    /// Periodic images are generated as DeePMD-kit does (local atoms, then images within the
+    /// cutoff), pruned to those within the cutoff of some local atom. `npairs` counts ordered
+    /// pairs (i local, j any atom or image other than i itself) with distance ≤ cutoff.
+    Neighbors(neighbors::Args),
+}
+
+/// Output format of a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Human-readable text.
+    Text,
+    /// One JSON object on standard output.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Neighbors(args) => neighbors::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("halomd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
