@@ -77,6 +77,87 @@ impl ModelFile {
         }
     }
 
+    /// Loads a model file, choosing the container by suffix as DeePMD-kit does: `.dp`/`.hlo`
+    /// are HDF5, `.yaml`/`.yml` are YAML.
+    pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        match ext.as_deref() {
+            Some("dp" | "hlo") => Self::from_hdf5_file(path),
+            Some("yaml" | "yml") => Self::from_yaml_file(path),
+            other => Err(ModelError::File {
+                path: path.to_path_buf(),
+                message: format!(
+                    "unsupported model file type {} (halomd reads DeePMD-kit's portable .dp, \
+                     .hlo, .yaml and .yml files; convert others with \
+                     `dp convert-backend MODEL model.dp`)",
+                    other.map_or("(no extension)".to_string(), |e| format!("`.{e}`"))
+                ),
+            }),
+        }
+    }
+
+    /// Loads a `.dp`/`.hlo` HDF5 file: the root attribute `json` holds the tree, and every
+    /// leaf under an `@variables` key names a root dataset (`/variable_NNNN`).
+    pub fn from_hdf5_file(path: &Path) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::File {
+            path: path.to_path_buf(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_hdf5_bytes(bytes, path)
+    }
+
+    /// Loads an HDF5 model file already in memory (`path` is only for messages).
+    pub fn from_hdf5_bytes(bytes: Vec<u8>, path: &Path) -> Result<Self, ModelError> {
+        let file_err = |message: String| ModelError::File {
+            path: path.to_path_buf(),
+            message,
+        };
+        let len = bytes.len() as u64;
+        let h5 = hdf5_reader::Hdf5File::from_vec(bytes).map_err(|e| {
+            file_err(format!(
+                "not a readable HDF5 model file (truncated or corrupt?): {e}"
+            ))
+        })?;
+        // The superblock records where the file ends; a shorter file lost its tail.
+        let sb = h5.superblock();
+        let eof = sb.base_address.saturating_add(sb.eof_address);
+        if eof > len {
+            return Err(file_err(format!(
+                "not a readable HDF5 model file: truncated (the HDF5 superblock says it ends \
+                 at byte {eof}, the file has {len} bytes)"
+            )));
+        }
+        let json = h5
+            .root_group()
+            .and_then(|g| g.attribute("json"))
+            .and_then(|a| a.read_string())
+            .map_err(|e| {
+                file_err(format!(
+                    "HDF5 file has no readable root attribute `json` \
+                     (not a DeePMD-kit model file?): {e}"
+                ))
+            })?;
+        let mut tree: Value = serde_json::from_str(&json)
+            .map_err(|e| file_err(format!("root attribute `json` is not valid JSON: {e}")))?;
+        let mut file = ModelFile {
+            path: path.to_path_buf(),
+            tree: Value::Null,
+            arrays: Vec::new(),
+        };
+        let mut load = |name: &str, at: &str| -> Result<Array, ModelError> {
+            let ds = h5.dataset(name).map_err(|e| {
+                ModelError::field(at, format!("dataset `{name}` cannot be read: {e}"))
+            })?;
+            read_dataset(&ds).map_err(|m| ModelError::field(at, format!("dataset `{name}`: {m}")))
+        };
+        resolve_datasets(&mut tree, false, "", &mut file.arrays, &mut load)?;
+        file.tree = tree;
+        Ok(file)
+    }
+
     /// Loads a `.yaml`/`.yml` file from disk.
     pub fn from_yaml_file(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::File {
@@ -102,6 +183,76 @@ impl ModelFile {
         file.tree = tree;
         Ok(file)
     }
+}
+
+/// Replaces every dataset path under an `@variables` key by an `{"@array": i}` ref, walking
+/// the tree as DeePMD-kit's `traverse_model_dict` does.
+fn resolve_datasets(
+    v: &mut Value,
+    is_variable: bool,
+    path: &str,
+    out: &mut Vec<Array>,
+    load: &mut dyn FnMut(&str, &str) -> Result<Array, ModelError>,
+) -> Result<(), ModelError> {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                let var = is_variable || k == "@variables";
+                resolve_datasets(child, var, &join(path, k), out, load)?;
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter_mut().enumerate() {
+                resolve_datasets(child, is_variable, &format!("{path}[{i}]"), out, load)?;
+            }
+        }
+        Value::Null => {}
+        Value::String(name) if is_variable => {
+            let arr = load(name, path)?;
+            out.push(arr);
+            *v = serde_json::json!({ "@array": out.len() - 1 });
+        }
+        other if is_variable => {
+            return Err(ModelError::field(
+                path,
+                format!("expected a dataset path, found {}", brief(other)),
+            ))
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Reads a float32/float64 dataset of any rank (scalars have rank 0).
+fn read_dataset(ds: &hdf5_reader::Dataset) -> Result<Array, String> {
+    use hdf5_reader::Datatype;
+    let shape: Vec<usize> = ds
+        .shape()
+        .iter()
+        .map(|&n| usize::try_from(n).map_err(|_| format!("dimension {n} is too large")))
+        .collect::<Result<_, _>>()?;
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or("too many elements")?;
+    let (dtype, data) = match ds.dtype() {
+        Datatype::FloatingPoint { size: 4, .. } => {
+            let mut buf = vec![0f32; n];
+            ds.read_into(&mut buf).map_err(|e| e.to_string())?;
+            (DType::F32, buf.into_iter().map(f64::from).collect())
+        }
+        Datatype::FloatingPoint { size: 8, .. } => {
+            let mut buf = vec![0f64; n];
+            ds.read_into(&mut buf).map_err(|e| e.to_string())?;
+            (DType::F64, buf)
+        }
+        other => {
+            return Err(format!(
+                "unsupported element type {other:?} (expected float32 or float64)"
+            ))
+        }
+    };
+    Ok(Array { dtype, shape, data })
 }
 
 /// Replaces every `{"@is_variable": true, "dtype", "value"}` node by an `{"@array": i}` ref.
@@ -371,6 +522,20 @@ impl<'a> Dict<'a> {
             .ok_or_else(|| self.err(key, format!("expected an array, found {}", brief(v.value))))
     }
 
+    /// The array this node itself holds (an item of a list of arrays, e.g. DPA3 residuals).
+    pub fn as_array(&self) -> Result<&'a Array, ModelError> {
+        self.value
+            .get("@array")
+            .and_then(as_usize)
+            .and_then(|i| self.file.arrays.get(i))
+            .ok_or_else(|| {
+                ModelError::field(
+                    self.path.clone(),
+                    format!("expected an array, found {}", brief(self.value)),
+                )
+            })
+    }
+
     /// The array at `key`, checked to have exactly `shape`.
     pub fn array_shaped(&self, key: &str, shape: &[usize]) -> Result<&'a Array, ModelError> {
         let a = self.array(key)?;
@@ -413,6 +578,52 @@ impl<'a> Dict<'a> {
             ));
         }
         Ok(ver)
+    }
+
+    /// Rejects keys not in `known`, as DeePMD-kit's `cls(**data)` would: an unknown option
+    /// usually means the file comes from a newer DeePMD-kit and may change the model.
+    pub fn check_keys(&self, known: &[&str]) -> Result<(), ModelError> {
+        if let Some(map) = self.value.as_object() {
+            if let Some(k) = map.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(self.err(
+                    k,
+                    "unknown option (not written by DeePMD-kit 3.2; is the file from a newer \
+                     version?)",
+                ));
+            }
+            Ok(())
+        } else {
+            Err(ModelError::field(
+                self.path.clone(),
+                format!("expected a dictionary, found {}", brief(self.value)),
+            ))
+        }
+    }
+
+    /// A list of numbers.
+    pub fn f64_list(&self, key: &str) -> Result<Vec<f64>, ModelError> {
+        self.list(key)?
+            .iter()
+            .map(|d| {
+                d.value
+                    .as_f64()
+                    .ok_or_else(|| ModelError::field(d.path.clone(), "expected a number"))
+            })
+            .collect()
+    }
+
+    /// A list of numbers or nulls.
+    pub fn opt_f64_list(&self, key: &str) -> Result<Vec<Option<f64>>, ModelError> {
+        self.list(key)?
+            .iter()
+            .map(|d| match d.value {
+                Value::Null => Ok(None),
+                v => v
+                    .as_f64()
+                    .map(Some)
+                    .ok_or_else(|| ModelError::field(d.path.clone(), "expected a number or null")),
+            })
+            .collect()
     }
 
     /// Checks that a string option is one of `allowed`, naming them otherwise.

@@ -7,6 +7,8 @@
 use crate::linalg::{matmul, Op};
 use crate::{Activation, Real};
 
+pub use crate::networks::{parse_embedding_net, parse_fitting_net, parse_layer};
+
 /// One affine layer with activation, optional timestep (`idt`) and residual.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer<T> {
@@ -29,7 +31,7 @@ pub struct Layer<T> {
 impl<T: Real> Layer<T> {
     /// Computes `rows` outputs into `y` (`rows × n_out`). If `dact` is given it receives
     /// `idt ⊙ φ'(z)`, which [`Layer::backward`] needs.
-    pub fn forward(&self, x: &[T], rows: usize, y: &mut [T], mut dact: Option<&mut [T]>) {
+    pub fn forward(&self, x: &[T], rows: usize, y: &mut [T], dact: Option<&mut [T]>) {
         let (ni, no) = (self.n_in, self.n_out);
         let y = &mut y[..rows * no];
         match &self.b {
@@ -41,28 +43,34 @@ impl<T: Real> Layer<T> {
             }
             None => matmul(rows, no, ni, x, Op::N, &self.w, Op::N, y, T::zero()),
         }
-        for r in 0..rows {
-            let yr = &mut y[r * no..(r + 1) * no];
-            for (c, v) in yr.iter_mut().enumerate() {
-                let (mut a, mut d) = self.act.apply_grad(*v);
+        // Activation over the whole block at once, so the vectorised kernels see long runs.
+        let dact = dact.map(|d| &mut d[..rows * no]);
+        match dact {
+            Some(da) => {
+                crate::fastact::activate(self.act, y, Some(&mut *da));
                 if let Some(idt) = &self.idt {
-                    a *= idt[c];
-                    d *= idt[c];
-                }
-                *v = a;
-                if let Some(da) = dact.as_deref_mut() {
-                    da[r * no + c] = d;
+                    for (yr, dr) in y.chunks_exact_mut(no).zip(da.chunks_exact_mut(no)) {
+                        for ((v, d), &t) in yr.iter_mut().zip(dr.iter_mut()).zip(idt) {
+                            *v *= t;
+                            *d *= t;
+                        }
+                    }
                 }
             }
-            if self.resnet {
-                let xr = &x[r * ni..(r + 1) * ni];
-                if no == ni {
-                    yr.iter_mut().zip(xr).for_each(|(y, &x)| *y += x);
-                } else if no == 2 * ni {
-                    let (lo, hi) = yr.split_at_mut(ni);
-                    lo.iter_mut().zip(xr).for_each(|(y, &x)| *y += x);
-                    hi.iter_mut().zip(xr).for_each(|(y, &x)| *y += x);
+            None => {
+                crate::fastact::activate(self.act, y, None);
+                if let Some(idt) = &self.idt {
+                    for yr in y.chunks_exact_mut(no) {
+                        yr.iter_mut().zip(idt).for_each(|(v, &t)| *v *= t);
+                    }
                 }
+            }
+        }
+        if self.resnet && (no == ni || no == 2 * ni) {
+            for (yr, xr) in y.chunks_exact_mut(no).zip(x.chunks_exact(ni.max(1))) {
+                let (lo, hi) = yr.split_at_mut(ni);
+                lo.iter_mut().zip(xr).for_each(|(y, &x)| *y += x);
+                hi.iter_mut().zip(xr).for_each(|(y, &x)| *y += x);
             }
         }
     }

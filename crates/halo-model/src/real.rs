@@ -53,3 +53,36 @@ impl Real for f32 {
         RowsMut::F32(x)
     }
 }
+
+/// The precision a model component runs in, as its `precision` field says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// float32.
+    F32,
+    /// float64.
+    F64,
+}
+
+impl Precision {
+    /// Reads `d[key]` (`float32`/`single`, `float64`/`double`/`default`; case-insensitive).
+    pub fn parse(d: &crate::import::Dict, key: &str) -> Result<Self, crate::import::ModelError> {
+        let s = d.str(key)?;
+        match s.to_ascii_lowercase().as_str() {
+            "float32" | "single" => Ok(Precision::F32),
+            "float64" | "double" | "default" => Ok(Precision::F64),
+            _ => Err(d.err(
+                key,
+                format!("unsupported precision `{s}` (halomd runs float32 and float64 models)"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "float32",
+            Precision::F64 => "float64",
+        })
+    }
+}

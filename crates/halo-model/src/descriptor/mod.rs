@@ -1,5 +1,9 @@
 //! Descriptors: from the extended neighbourhood of each local atom to a per-atom feature row.
 
+pub mod dpa3;
+pub mod env_mat;
+pub mod se_e2_a;
+
 /// What every descriptor reads: extended atoms (local first, then ghosts) and a DeePMD-layout
 /// neighbour list over the local atoms.
 #[derive(Debug, Clone, Copy)]

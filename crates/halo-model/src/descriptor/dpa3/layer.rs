@@ -1,0 +1,1165 @@
+//! One RepFlow layer for a chunk of centre atoms: forward, and backward with an in-place
+//! recomputation of the layer's per-atom intermediates (`RepFlowLayer.call`, parallel and
+//! sequential modes).
+//!
+//! Work is per centre atom i, over its real edges (rows of `ne × ·` blocks) and its real angle
+//! pairs (rows of `na² × ·` blocks, j-major, the diagonal included); every concatenated linear
+//! layer of DeePMD is applied as a sum of per-block products (`optim_update`), so node terms are
+//! computed once per atom and neighbour terms once per extended atom (`P = n_ext · W_j`).
+
+use super::config::{Compress, LayerW, Opts, Parsed};
+use super::geometry::{self, Geo, GeoGrad, Graph};
+use super::util::{
+    activate, add2_before, add_around, add_assign, axpy, dot, fill_rows, vdot, CHUNK,
+};
+use crate::linalg::{matmul, Op};
+use crate::Real;
+
+/// Read-only data of one layer evaluation.
+pub(crate) struct LayerCtx<'a, T> {
+    pub o: &'a Opts,
+    pub lw: &'a LayerW<T>,
+    pub par: &'a Parsed<T>,
+    pub g: &'a Graph<T>,
+    /// Node embedding of all extended atoms, `nall × n_dim` (ghost rows filled).
+    pub node: &'a [T],
+    /// `node · W_j` for all extended atoms, `nall × (H·n_dim + e_dim)`.
+    pub pm: &'a [T],
+    /// Layer input edges, `n_edges × e_dim`; `None` for layer 0 (built from geometry).
+    pub e_in: Option<&'a [T]>,
+    /// Layer input angles, `n_pairs × a_dim`; `None` for layer 0.
+    pub a_in: Option<&'a [T]>,
+}
+
+/// Per-atom values a layer's forward saves for its backward (`nloc` rows each).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LayerSave<T> {
+    /// φ' of the node self MLP, `nloc × n_dim`.
+    pub dact1: Vec<T>,
+    /// φ' of the symmetrisation MLP, `nloc × n_dim`.
+    pub dact2: Vec<T>,
+    /// `n_i · W_i + b`, `nloc × (H·n_dim + e_dim)`.
+    pub q: Vec<T>,
+    /// `nA_i · W_n + b` of the angle MLPs, `nloc × (e_dim + a_dim)`.
+    pub qa: Vec<T>,
+    /// `hg` = `[Σ h2ᵀ e sw; Σ h2ᵀ n_j sw]/√Ne`, `nloc × 3(e_dim + n_dim)`.
+    pub hg: Vec<T>,
+}
+
+impl<T> LayerSave<T> {
+    /// Heap bytes held.
+    pub fn bytes(&self) -> usize {
+        (self.dact1.len() + self.dact2.len() + self.q.len() + self.qa.len() + self.hg.len())
+            * std::mem::size_of::<T>()
+    }
+}
+
+/// Mutable chunk views of a [`LayerSave`].
+pub(crate) struct SaveChunk<'a, T> {
+    pub dact1: &'a mut [T],
+    pub dact2: &'a mut [T],
+    pub q: &'a mut [T],
+    pub qa: &'a mut [T],
+    pub hg: &'a mut [T],
+}
+
+/// Reusable buffers of one task (sized for the largest atom of the frame).
+pub(crate) struct Scratch<T> {
+    // layer-0 inputs
+    e0: Vec<T>,
+    e0d: Vec<T>,
+    u: Vec<[T; 3]>,
+    cos: Vec<T>,
+    a0: Vec<T>,
+    // forward intermediates
+    y: Vec<T>,
+    yd: Vec<T>,
+    e1: Vec<T>,
+    eg: Vec<T>,
+    ea: Vec<T>,
+    ek: Vec<T>,
+    ej: Vec<T>,
+    p2: Vec<T>,
+    p2d: Vec<T>,
+    p1: Vec<T>,
+    p1d: Vec<T>,
+    m: Vec<T>,
+    z4: Vec<T>,
+    z4d: Vec<T>,
+    z3: Vec<T>,
+    z3d: Vec<T>,
+    e_tmp: Vec<T>,
+    a_tmp: Vec<T>,
+    is_ang: Vec<bool>,
+    // backward
+    gz3: Vec<T>,
+    gnode: Vec<T>,
+    gnew: Vec<T>,
+    g1: Vec<T>,
+    gv1: Vec<T>,
+    gv2: Vec<T>,
+    gm: Vec<T>,
+    gp1: Vec<T>,
+    gp2: Vec<T>,
+    gat: Vec<T>,
+    gek: Vec<T>,
+    gej: Vec<T>,
+    gea: Vec<T>,
+    geg: Vec<T>,
+    gy: Vec<T>,
+    gcos: Vec<T>,
+    // chunk level
+    c_na: Vec<T>,
+    c_t: Vec<T>,
+    c_sym: Vec<T>,
+    c_u3: Vec<T>,
+    c_gq: Vec<T>,
+    c_gqa: Vec<T>,
+    c_gna: Vec<T>,
+    c_ghg: Vec<T>,
+    c_gz: Vec<T>,
+    t_u3: Vec<T>,
+    t_hg: Vec<T>,
+}
+
+impl<T: Real> Scratch<T> {
+    /// Buffers for atoms of up to `max_ne` edges and `max_na` angle edges.
+    pub fn new(o: &Opts, max_ne: usize, max_na: usize) -> Self {
+        let (n, ed, ad) = (o.n_dim, o.e_dim, o.a_dim);
+        let hn = o.heads * n;
+        let w = hn + ed;
+        let wq = ed + ad;
+        let np = max_na * max_na;
+        let ne = max_ne;
+        let na = max_na;
+        let z = |k: usize| vec![T::zero(); k];
+        Scratch {
+            e0: z(ne * ed),
+            e0d: z(ne * ed),
+            u: vec![[T::zero(); 3]; na],
+            cos: z(np),
+            a0: z(np * ad),
+            y: z(ne * ed),
+            yd: z(ne * ed),
+            e1: z(ne * ed),
+            eg: z(na * ed),
+            ea: z(na * o.e_a),
+            ek: z(na * wq),
+            ej: z(na * wq),
+            p2: z(np * ad),
+            p2d: z(np * ad),
+            p1: z(np * ed),
+            p1d: z(np * ed),
+            m: z(ne * ed),
+            z4: z(ne * ed),
+            z4d: z(ne * ed),
+            z3: z(ne * hn),
+            z3d: z(ne * hn),
+            e_tmp: z(ne * ed),
+            a_tmp: z(np * ad),
+            is_ang: vec![false; ne],
+            gz3: z(ne * hn),
+            gnode: z(ne * ed),
+            gnew: z(ne * ed),
+            g1: z(ne * ed),
+            gv1: z(ne * ed),
+            gv2: z(ne * ed),
+            gm: z(ne * ed),
+            gp1: z(np * ed),
+            gp2: z(np * ad),
+            gat: z(np * ad),
+            gek: z(na * wq),
+            gej: z(na * wq),
+            gea: z(na * o.e_a),
+            geg: z(na * ed),
+            gy: z(ne * ed),
+            gcos: z(np),
+            c_na: z(CHUNK * o.n_a),
+            c_t: z(CHUNK * n),
+            c_sym: z(CHUNK * o.w_sym()),
+            c_u3: z(CHUNK * hn),
+            c_gq: z(CHUNK * w),
+            c_gqa: z(CHUNK * wq),
+            c_gna: z(CHUNK * o.n_a),
+            c_ghg: z(CHUNK * o.w_hg()),
+            c_gz: z(CHUNK * n),
+            t_u3: z(hn),
+            t_hg: z(o.w_hg()),
+        }
+    }
+}
+
+/// One centre atom's slice of the graph.
+struct Atom<'a, T> {
+    ne: usize,
+    na: usize,
+    /// Global id of its first edge.
+    e0: usize,
+    /// Global row of its first angle pair.
+    p0: usize,
+    ej: &'a [u32],
+    geo: &'a [Geo<T>],
+    aidx: &'a [u32],
+}
+
+fn atom<'a, T>(g: &'a Graph<T>, i: usize) -> Atom<'a, T> {
+    let (e0, e1) = (g.edge_off[i], g.edge_off[i + 1]);
+    let (a0, a1) = (g.ang_off[i], g.ang_off[i + 1]);
+    Atom {
+        ne: e1 - e0,
+        na: a1 - a0,
+        e0,
+        p0: g.pair_off[i],
+        ej: &g.edge_j[e0..e1],
+        geo: &g.geo[e0..e1],
+        aidx: &g.aidx[a0..a1],
+    }
+}
+
+/// Layer-0 inputs of one atom from its geometry: `e⁰ = φ(ein·w + b)` (no φ with
+/// `edge_init_use_dist`) and `a⁰ = cos·w (+ b)`.
+fn initial_inputs<T: Real>(cx: &LayerCtx<T>, at: &Atom<T>, s: &mut Scratch<T>, grad: bool) {
+    let o = cx.o;
+    let ed = o.e_dim;
+    let ee = &cx.par.edge_embd;
+    for k in 0..at.ne {
+        let x = at.geo[k].ein;
+        let row = &mut s.e0[k * ed..(k + 1) * ed];
+        for c in 0..ed {
+            let b = ee.b.as_ref().map_or(T::zero(), |b| b[c]);
+            row[c] = x * ee.w[c] + b;
+        }
+    }
+    if !o.edge_init_use_dist {
+        activate(
+            o.act,
+            &mut s.e0[..at.ne * ed],
+            grad.then_some(&mut s.e0d[..at.ne * ed]),
+        );
+    }
+    if o.update_angle {
+        let na = at.na;
+        let ad = o.a_dim;
+        geometry::unit_vectors(at.geo, at.aidx, &mut s.u[..na]);
+        geometry::angle_inputs(&s.u[..na], &mut s.cos[..na * na]);
+        let ae = &cx.par.angle_embd;
+        for r in 0..na * na {
+            let x = s.cos[r];
+            for c in 0..ad {
+                let b = ae.b.as_ref().map_or(T::zero(), |b| b[c]);
+                s.a0[r * ad + c] = x * ae.w[c] + b;
+            }
+        }
+    }
+}
+
+/// Symmetrised features `grrg` of both blocks from `hg`, into `out` (`axis·(e_dim + n_dim)`).
+fn grrg<T: Real>(o: &Opts, hg: &[T], out: &mut [T]) {
+    let three = T::of(3.0);
+    let mut off = 0;
+    for (base, width) in [(0, o.e_dim), (3 * o.e_dim, o.n_dim)] {
+        let h = &hg[base..base + 3 * width];
+        for a in 0..o.axis {
+            for c in 0..width {
+                let v =
+                    h[a] * h[c] + h[width + a] * h[width + c] + h[2 * width + a] * h[2 * width + c];
+                out[off + a * width + c] = v / three;
+            }
+        }
+        off += o.axis * width;
+    }
+}
+
+/// Backward of [`grrg`]: `gsym` → `ghg` (overwritten).
+fn grrg_backward<T: Real>(o: &Opts, hg: &[T], gsym: &[T], ghg: &mut [T]) {
+    let three = T::of(3.0);
+    ghg.fill(T::zero());
+    let mut off = 0;
+    for (base, width) in [(0, o.e_dim), (3 * o.e_dim, o.n_dim)] {
+        let h = &hg[base..base + 3 * width];
+        let gh = &mut ghg[base..base + 3 * width];
+        for a in 0..o.axis {
+            for c in 0..width {
+                let g = gsym[off + a * width + c] / three;
+                for x in 0..3 {
+                    gh[x * width + c] += g * h[x * width + a];
+                    gh[x * width + a] += g * h[x * width + c];
+                }
+            }
+        }
+        off += o.axis * width;
+    }
+}
+
+/// Forward of one atom. Leaves in `s` what [`atom_backward`] needs when `grad`; writes the
+/// updated edges/angles to `s.e_tmp`/`s.a_tmp`, the message `u3` and `hg`.
+#[allow(clippy::too_many_arguments)]
+fn atom_eval<T: Real>(
+    cx: &LayerCtx<T>,
+    at: &Atom<T>,
+    q: &[T],
+    qa: &[T],
+    u3: &mut [T],
+    hg: &mut [T],
+    s: &mut Scratch<T>,
+    grad: bool,
+) {
+    let o = cx.o;
+    let lw = cx.lw;
+    let (n, ed, ad) = (o.n_dim, o.e_dim, o.a_dim);
+    let hn = o.heads * n;
+    let w = hn + ed;
+    let wq = ed + ad;
+    let (ne, na) = (at.ne, at.na);
+    let np = na * na;
+    let act = o.act;
+    if cx.e_in.is_none() {
+        initial_inputs(cx, at, s, grad);
+    }
+    let Scratch {
+        e0,
+        a0,
+        y,
+        yd,
+        e1,
+        eg,
+        ea,
+        ek,
+        ej,
+        p2,
+        p2d,
+        p1,
+        p1d,
+        m,
+        z4,
+        z4d,
+        z3,
+        z3d,
+        e_tmp,
+        a_tmp,
+        is_ang,
+        ..
+    } = s;
+    let e: &[T] = match cx.e_in {
+        Some(buf) => &buf[at.e0 * ed..(at.e0 + ne) * ed],
+        None => &e0[..ne * ed],
+    };
+    let a: &[T] = match cx.a_in {
+        Some(buf) => &buf[at.p0 * ad..(at.p0 + np) * ad],
+        None => &a0[..np * ad],
+    };
+
+    // Edge self: y = (n_i W + b) + e W + n_j W.
+    let y = &mut y[..ne * ed];
+    matmul(ne, ed, ed, e, Op::N, &lw.w_ee_e, Op::N, y, T::zero());
+    for (row, &j) in y.chunks_exact_mut(ed).zip(at.ej) {
+        let j = j as usize;
+        add_around(row, &q[hn..w], &cx.pm[j * w + hn..(j + 1) * w]);
+    }
+    activate(act, y, grad.then_some(&mut yd[..ne * ed]));
+    let y: &[T] = y;
+
+    // Sequential mode applies the edge-self update before the angle block.
+    if o.sequential {
+        let s0 = &lw.upd_e.beta[0];
+        for ((dst, er), yr) in e1[..ne * ed]
+            .chunks_exact_mut(ed)
+            .zip(e.chunks_exact(ed))
+            .zip(y.chunks_exact(ed))
+        {
+            for (((d, &ev), &yv), &sv) in dst.iter_mut().zip(er).zip(yr).zip(s0) {
+                *d = ev + sv * yv;
+            }
+        }
+    }
+    let eref: &[T] = if o.sequential { &e1[..ne * ed] } else { e };
+
+    let e_out = &mut e_tmp[..ne * ed];
+    if let Some(aw) = &lw.angle {
+        let e_a = o.e_a;
+        is_ang[..ne].fill(false);
+        for (kk, &el) in at.aidx.iter().enumerate() {
+            let el = el as usize;
+            is_ang[el] = true;
+            let row = &eref[el * ed..(el + 1) * ed];
+            match o.compress {
+                Compress::None | Compress::Split => {
+                    ea[kk * e_a..(kk + 1) * e_a].copy_from_slice(&row[..e_a])
+                }
+                Compress::Linear => eg[kk * ed..(kk + 1) * ed].copy_from_slice(row),
+            }
+        }
+        if o.compress == Compress::Linear {
+            let wce = aw.w_ce.as_deref().unwrap_or(&[]);
+            matmul(na, e_a, ed, eg, Op::N, wce, Op::N, ea, T::zero());
+        }
+        matmul(na, wq, e_a, ea, Op::N, &aw.wik, Op::N, ek, T::zero());
+        matmul(na, wq, e_a, ea, Op::N, &aw.wij, Op::N, ej, T::zero());
+
+        // Angle self: pre2 = ((qa + e_ik) + e_ij) + a W.
+        // e_ik rows with the node term folded in: (qa + e_ik), the first sum of DeePMD's order.
+        for row in ek[..na * wq].chunks_exact_mut(wq) {
+            for (v, &b) in row.iter_mut().zip(qa) {
+                *v = b + *v;
+            }
+        }
+        let p2 = &mut p2[..np * ad];
+        matmul(np, ad, ad, a, Op::N, &aw.w2a, Op::N, p2, T::zero());
+        for (jj, rows) in p2.chunks_exact_mut((na * ad).max(1)).enumerate() {
+            let ejr = &ej[jj * wq + ed..(jj + 1) * wq];
+            for (kk, row) in rows.chunks_exact_mut(ad).enumerate() {
+                add2_before(row, &ek[kk * wq + ed..(kk + 1) * wq], ejr);
+            }
+        }
+        activate(act, p2, grad.then_some(&mut p2d[..np * ad]));
+        let ua = &cx.lw.upd_a;
+        let a_out = &mut a_tmp[..np * ad];
+        // The backward reads the updated angles only in sequential mode.
+        let need_a_out = !grad || o.sequential;
+        for ((dst, ar), wr) in a_out
+            .chunks_exact_mut(ad)
+            .zip(a.chunks_exact(ad))
+            .zip(p2.chunks_exact(ad))
+            .take(if need_a_out { np } else { 0 })
+        {
+            for (((d, &av), &wv), &bv) in dst.iter_mut().zip(ar).zip(wr).zip(&ua.beta[0]) {
+                *d = ua.alpha * av + bv * wv;
+            }
+        }
+        let a_for1: &[T] = if o.sequential { a_out } else { a };
+
+        // Edge ← angle: pre1, reduced over k with a_sw_j a_sw_k / √Na.
+        let p1 = &mut p1[..np * ed];
+        matmul(np, ed, ad, a_for1, Op::N, &aw.w1a, Op::N, p1, T::zero());
+        for (jj, rows) in p1.chunks_exact_mut((na * ed).max(1)).enumerate() {
+            let ejr = &ej[jj * wq..jj * wq + ed];
+            for (kk, row) in rows.chunks_exact_mut(ed).enumerate() {
+                add2_before(row, &ek[kk * wq..kk * wq + ed], ejr);
+            }
+        }
+        activate(act, p1, grad.then_some(&mut p1d[..np * ed]));
+        let m = &mut m[..ne * ed];
+        if o.smooth_edge_update {
+            m.fill(T::zero());
+        } else {
+            m.copy_from_slice(eref);
+        }
+        let sa = T::of(o.na_norm.sqrt());
+        for jj in 0..na {
+            let el = at.aidx[jj] as usize;
+            let aj = at.geo[el].asw;
+            let row = &mut m[el * ed..(el + 1) * ed];
+            row.fill(T::zero());
+            for (kk, src) in p1[jj * na * ed..(jj + 1) * na * ed]
+                .chunks_exact(ed)
+                .enumerate()
+            {
+                let f = aj * at.geo[at.aidx[kk] as usize].asw;
+                axpy(row, f, src);
+            }
+            for v in row.iter_mut() {
+                *v = *v / sa;
+            }
+        }
+        let z4 = &mut z4[..ne * ed];
+        fill_rows(z4, &aw.b_l2, ne);
+        matmul(ne, ed, ed, m, Op::N, &aw.w_l2, Op::N, z4, T::one());
+        activate(act, z4, grad.then_some(&mut z4d[..ne * ed]));
+        let ue = &lw.upd_e;
+        for (((dst, er), yr), zr) in e_out
+            .chunks_exact_mut(ed)
+            .zip(eref.chunks_exact(ed))
+            .zip(y.chunks_exact(ed))
+            .zip(z4.chunks_exact(ed))
+        {
+            if o.sequential {
+                for (((d, &ev), &zv), &b1) in dst.iter_mut().zip(er).zip(zr).zip(&ue.beta[1]) {
+                    *d = ev + b1 * zv;
+                }
+            } else {
+                for (((((d, &ev), &yv), &zv), &b0), &b1) in dst
+                    .iter_mut()
+                    .zip(er)
+                    .zip(yr)
+                    .zip(zr)
+                    .zip(&ue.beta[0])
+                    .zip(&ue.beta[1])
+                {
+                    *d = (ue.alpha * ev + b0 * yv) + b1 * zv;
+                }
+            }
+        }
+    } else {
+        let ue = &lw.upd_e;
+        for ((dst, er), yr) in e_out
+            .chunks_exact_mut(ed)
+            .zip(e.chunks_exact(ed))
+            .zip(y.chunks_exact(ed))
+        {
+            for (((d, &ev), &yv), &b0) in dst.iter_mut().zip(er).zip(yr).zip(&ue.beta[0]) {
+                *d = ue.alpha * ev + b0 * yv;
+            }
+        }
+    }
+    let e_out: &[T] = e_out;
+    let enode: &[T] = if o.sequential { e_out } else { e };
+
+    // Node–edge message: Σ_j φ((n_i W + b) + e W + n_j W)·sw / Ne.
+    let z3 = &mut z3[..ne * hn];
+    matmul(ne, hn, ed, enode, Op::N, &lw.w_ee_n, Op::N, z3, T::zero());
+    for (row, &j) in z3.chunks_exact_mut(hn).zip(at.ej) {
+        let j = j as usize;
+        add_around(row, &q[..hn], &cx.pm[j * w..j * w + hn]);
+    }
+    activate(act, z3, grad.then_some(&mut z3d[..ne * hn]));
+    if grad {
+        // The backward has u3's gradient already and hg saved from the forward.
+        return;
+    }
+    u3.fill(T::zero());
+    for (row, gk) in z3.chunks_exact(hn).zip(at.geo) {
+        axpy(u3, gk.sw, row);
+    }
+    let nn = T::of(o.ne_norm);
+    for v in u3.iter_mut() {
+        *v = *v / nn;
+    }
+
+    // hg of edges and neighbour nodes.
+    hg.fill(T::zero());
+    let (hge, hgn) = hg.split_at_mut(3 * ed);
+    for k in 0..ne {
+        let gk = &at.geo[k];
+        let j = at.ej[k] as usize;
+        let er = &enode[k * ed..(k + 1) * ed];
+        let nr = &cx.node[j * n..(j + 1) * n];
+        for x in 0..3 {
+            let hx = gk.h2[x];
+            for (d, &v) in hge[x * ed..(x + 1) * ed].iter_mut().zip(er) {
+                *d += hx * (v * gk.sw);
+            }
+            for (d, &v) in hgn[x * n..(x + 1) * n].iter_mut().zip(nr) {
+                *d += hx * (v * gk.sw);
+            }
+        }
+    }
+    let inv = T::of(1.0 / o.ne_norm.sqrt());
+    for v in hg.iter_mut() {
+        *v *= inv;
+    }
+}
+
+/// Backward of one atom after [`atom_eval`] with `grad`. `ge`/`ga` hold ∂L/∂(edges, angles)
+/// of the layer output and are overwritten with those of the layer input; `dp` receives
+/// ∂L/∂(pre-activations) per edge (`[node–edge | edge-self]`), `gq` their sum, `gqa` the sum
+/// over angle pairs; geometry gradients are added to `gg`.
+#[allow(clippy::too_many_arguments)]
+fn atom_backward<T: Real>(
+    cx: &LayerCtx<T>,
+    at: &Atom<T>,
+    gu3: &[T],
+    ghg: &[T],
+    ge: &mut [T],
+    ga: &mut [T],
+    dp: &mut [T],
+    gq: &mut [T],
+    gqa: &mut [T],
+    gg: &mut [GeoGrad<T>],
+    s: &mut Scratch<T>,
+) {
+    let o = cx.o;
+    let lw = cx.lw;
+    let (n, ed, ad) = (o.n_dim, o.e_dim, o.a_dim);
+    let hn = o.heads * n;
+    let w = hn + ed;
+    let wq = ed + ad;
+    let (ne, na) = (at.ne, at.na);
+    let np = na * na;
+    let Scratch {
+        e0,
+        yd,
+        p2d,
+        p1,
+        p1d,
+        z4d,
+        z3,
+        z3d,
+        e_tmp,
+        is_ang,
+        gz3,
+        gnode,
+        gnew,
+        g1,
+        gv1,
+        gv2,
+        gm,
+        gp1,
+        gp2,
+        gat,
+        gek,
+        gej,
+        gea,
+        geg,
+        gy,
+        ..
+    } = s;
+    let e: &[T] = match cx.e_in {
+        Some(buf) => &buf[at.e0 * ed..(at.e0 + ne) * ed],
+        None => &e0[..ne * ed],
+    };
+    let e_out: &[T] = &e_tmp[..ne * ed];
+    let enode: &[T] = if o.sequential { e_out } else { e };
+
+    // Node–edge message.
+    let nn = T::of(o.ne_norm);
+    let gz3 = &mut gz3[..ne * hn];
+    for (((gr, ar), dr), (gk, ggk)) in gz3
+        .chunks_exact_mut(hn)
+        .zip(z3.chunks_exact(hn))
+        .zip(z3d.chunks_exact(hn))
+        .zip(at.geo.iter().zip(gg.iter_mut()))
+    {
+        let f = gk.sw / nn;
+        for ((g, &u), &d) in gr.iter_mut().zip(gu3).zip(dr) {
+            *g = (u * f) * d;
+        }
+        ggk.sw += vdot(ar, gu3) / nn;
+    }
+    let gnode = &mut gnode[..ne * ed];
+    matmul(ne, ed, hn, gz3, Op::N, &lw.w_ee_n, Op::T, gnode, T::zero());
+
+    // Symmetrisation: edge part into gnode, geometry, and (in the frame gather) neighbours.
+    let inv = T::of(1.0 / o.ne_norm.sqrt());
+    let (ghe, ghn) = ghg.split_at(3 * ed);
+    for k in 0..ne {
+        let gk = &at.geo[k];
+        let j = at.ej[k] as usize;
+        let coef = gk.sw * inv;
+        let er = &enode[k * ed..(k + 1) * ed];
+        let nr = &cx.node[j * n..(j + 1) * n];
+        let row = &mut gnode[k * ed..(k + 1) * ed];
+        for x in 0..3 {
+            axpy(row, coef * gk.h2[x], &ghe[x * ed..(x + 1) * ed]);
+        }
+        for x in 0..3 {
+            let t = vdot(&ghe[x * ed..(x + 1) * ed], er) + vdot(&ghn[x * n..(x + 1) * n], nr);
+            gg[k].h2[x] += coef * t;
+            gg[k].sw += inv * gk.h2[x] * t;
+        }
+    }
+
+    // Edge update.
+    let ue = &lw.upd_e;
+    let ge = &mut ge[..ne * ed];
+    let gnew = &mut gnew[..ne * ed];
+    let g1 = &mut g1[..ne * ed];
+    let gv1 = &mut gv1[..ne * ed];
+    let gv2 = &mut gv2[..ne * ed];
+    if o.sequential {
+        for (((gt_o, g1r), gr), gn) in gv2
+            .chunks_exact_mut(ed)
+            .zip(g1.chunks_exact_mut(ed))
+            .zip(ge.chunks_exact(ed))
+            .zip(gnode.chunks_exact(ed))
+        {
+            for ((((v2, v1), &a), &b), &b1) in gt_o
+                .iter_mut()
+                .zip(g1r.iter_mut())
+                .zip(gr)
+                .zip(gn)
+                .zip(&ue.beta[1])
+            {
+                let gt = a + b;
+                *v2 = b1 * gt;
+                *v1 = gt;
+            }
+        }
+    } else {
+        let angle = lw.angle.is_some();
+        for ((((nw, v1), v2), gr), gn) in gnew
+            .chunks_exact_mut(ed)
+            .zip(gv1.chunks_exact_mut(ed))
+            .zip(gv2.chunks_exact_mut(ed))
+            .zip(ge.chunks_exact(ed))
+            .zip(gnode.chunks_exact(ed))
+        {
+            for c in 0..ed {
+                nw[c] = ue.alpha * gr[c] + gn[c];
+                v1[c] = ue.beta[0][c] * gr[c];
+                if angle {
+                    v2[c] = ue.beta[1][c] * gr[c];
+                }
+            }
+        }
+    }
+    // Gradient w.r.t. the edges the angle block read (e1 in sequential mode, else e).
+    let gref: &mut [T] = if o.sequential { &mut *g1 } else { &mut *gnew };
+
+    if let Some(aw) = &lw.angle {
+        let e_a = o.e_a;
+        let gz4 = &mut gv2[..];
+        for (g, &d) in gz4.iter_mut().zip(&z4d[..ne * ed]) {
+            *g *= d;
+        }
+        let gm = &mut gm[..ne * ed];
+        matmul(ne, ed, ed, gz4, Op::N, &aw.w_l2, Op::T, gm, T::zero());
+        if !o.smooth_edge_update {
+            for k in 0..ne {
+                if !is_ang[k] {
+                    add_assign(&mut gref[k * ed..(k + 1) * ed], &gm[k * ed..(k + 1) * ed]);
+                }
+            }
+        }
+        let sa = T::of(o.na_norm.sqrt());
+        let gp1 = &mut gp1[..np * ed];
+        let p1 = &p1[..np * ed];
+        for jj in 0..na {
+            let elj = at.aidx[jj] as usize;
+            let aj = at.geo[elj].asw;
+            let gmj = &gm[elj * ed..(elj + 1) * ed];
+            let mut gaj = T::zero();
+            for kk in 0..na {
+                let elk = at.aidx[kk] as usize;
+                let ak = at.geo[elk].asw;
+                let f = aj * ak / sa;
+                let r = (jj * na + kk) * ed;
+                for ((g, &gmv), &d) in gp1[r..r + ed].iter_mut().zip(gmj).zip(&p1d[r..r + ed]) {
+                    *g = gmv * f * d;
+                }
+                let sjk = vdot(&p1[r..r + ed], gmj);
+                gaj += ak * sjk;
+                gg[elk].asw += aj * sjk / sa;
+            }
+            gg[elj].asw += gaj / sa;
+        }
+        let gek = &mut gek[..na * wq];
+        let gej = &mut gej[..na * wq];
+        gek.fill(T::zero());
+        gej.fill(T::zero());
+        gqa.fill(T::zero());
+        for (jj, rows) in gp1.chunks_exact((na * ed).max(1)).enumerate() {
+            let gj = &mut gej[jj * wq..jj * wq + ed];
+            for (kk, row) in rows.chunks_exact(ed).enumerate() {
+                add_assign(&mut gek[kk * wq..kk * wq + ed], row);
+                add_assign(gj, row);
+            }
+        }
+        // Angle self.
+        let ua = &lw.upd_a;
+        let ga = &mut ga[..np * ad];
+        let gp2 = &mut gp2[..np * ad];
+        if o.sequential {
+            let gat = &mut gat[..np * ad];
+            gat.copy_from_slice(ga);
+            matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, gat, T::one());
+            for ((gr, ar), dr) in gp2
+                .chunks_exact_mut(ad)
+                .zip(gat.chunks_exact(ad))
+                .zip(p2d.chunks_exact(ad))
+            {
+                for (((g, &a), &d), &b) in gr.iter_mut().zip(ar).zip(dr).zip(&ua.beta[0]) {
+                    *g = (b * a) * d;
+                }
+            }
+            ga.copy_from_slice(gat);
+        } else {
+            for ((gr, ar), dr) in gp2
+                .chunks_exact_mut(ad)
+                .zip(ga.chunks_exact_mut(ad))
+                .zip(p2d.chunks_exact(ad))
+            {
+                for (((g, a), &d), &b) in gr.iter_mut().zip(ar.iter_mut()).zip(dr).zip(&ua.beta[0])
+                {
+                    *g = (b * *a) * d;
+                    *a *= ua.alpha;
+                }
+            }
+            matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, ga, T::one());
+        }
+        matmul(np, ad, ad, gp2, Op::N, &aw.w2a, Op::T, ga, T::one());
+        for (jj, rows) in gp2.chunks_exact((na * ad).max(1)).enumerate() {
+            let gj = &mut gej[jj * wq + ed..(jj + 1) * wq];
+            for (kk, row) in rows.chunks_exact(ad).enumerate() {
+                add_assign(&mut gek[kk * wq + ed..(kk + 1) * wq], row);
+                add_assign(gj, row);
+            }
+        }
+        // The node term sees every pair: Σ_jk = Σ_k (Σ_j).
+        for row in gek.chunks_exact(wq) {
+            add_assign(gqa, row);
+        }
+        // Angle-edge inputs.
+        let gea = &mut gea[..na * e_a];
+        matmul(na, e_a, wq, gek, Op::N, &aw.wik, Op::T, gea, T::zero());
+        matmul(na, e_a, wq, gej, Op::N, &aw.wij, Op::T, gea, T::one());
+        match o.compress {
+            Compress::None | Compress::Split => {
+                for jj in 0..na {
+                    let el = at.aidx[jj] as usize;
+                    add_assign(
+                        &mut gref[el * ed..el * ed + e_a],
+                        &gea[jj * e_a..(jj + 1) * e_a],
+                    );
+                }
+            }
+            Compress::Linear => {
+                let wce = aw.w_ce.as_deref().unwrap_or(&[]);
+                let geg = &mut geg[..na * ed];
+                matmul(na, ed, e_a, gea, Op::N, wce, Op::T, geg, T::zero());
+                for jj in 0..na {
+                    let el = at.aidx[jj] as usize;
+                    add_assign(
+                        &mut gref[el * ed..(el + 1) * ed],
+                        &geg[jj * ed..(jj + 1) * ed],
+                    );
+                }
+            }
+        }
+    }
+
+    // Edge self.
+    let gy = &mut gy[..ne * ed];
+    let yd = &yd[..ne * ed];
+    if o.sequential {
+        for ((gr, g1r), dr) in gy
+            .chunks_exact_mut(ed)
+            .zip(g1.chunks_exact(ed))
+            .zip(yd.chunks_exact(ed))
+        {
+            for (((g, &a), &d), &s0) in gr.iter_mut().zip(g1r).zip(dr).zip(&ue.beta[0]) {
+                *g = (s0 * a) * d;
+            }
+        }
+        gnew.copy_from_slice(g1);
+    } else {
+        for ((g, &a), &d) in gy.iter_mut().zip(gv1.iter()).zip(yd) {
+            *g = a * d;
+        }
+    }
+    matmul(ne, ed, ed, gy, Op::N, &lw.w_ee_e, Op::T, gnew, T::one());
+    ge.copy_from_slice(gnew);
+
+    gq.fill(T::zero());
+    for k in 0..ne {
+        let row = &mut dp[k * w..(k + 1) * w];
+        row[..hn].copy_from_slice(&gz3[k * hn..(k + 1) * hn]);
+        row[hn..].copy_from_slice(&gy[k * ed..(k + 1) * ed]);
+        add_assign(gq, row);
+    }
+    if lw.angle.is_none() {
+        gqa.fill(T::zero());
+    }
+}
+
+/// Layer-0 tail of one atom: ∂L/∂e⁰, ∂L/∂a⁰ into geometry gradients.
+fn initial_backward<T: Real>(
+    cx: &LayerCtx<T>,
+    at: &Atom<T>,
+    ge: &[T],
+    ga: &[T],
+    gg: &mut [GeoGrad<T>],
+    s: &mut Scratch<T>,
+) {
+    let o = cx.o;
+    let ed = o.e_dim;
+    let ee = &cx.par.edge_embd;
+    for k in 0..at.ne {
+        let mut acc = T::zero();
+        for c in 0..ed {
+            let d = if o.edge_init_use_dist {
+                T::one()
+            } else {
+                s.e0d[k * ed + c]
+            };
+            acc += ge[k * ed + c] * d * ee.w[c];
+        }
+        gg[k].ein += acc;
+    }
+    if o.update_angle {
+        let na = at.na;
+        let ad = o.a_dim;
+        let ae = &cx.par.angle_embd;
+        for r in 0..na * na {
+            s.gcos[r] = dot(&ga[r * ad..(r + 1) * ad], &ae.w);
+        }
+        geometry::angle_inputs_backward(&s.u[..na], &s.gcos[..na * na], at.aidx, gg);
+    }
+}
+
+/// Node input of the angle MLPs for the chunk rows `nc` (`m × n_dim`), into `s.c_na`.
+fn node_for_angle<T: Real>(o: &Opts, lw: &LayerW<T>, nc: &[T], m: usize, out: &mut [T]) {
+    let (n, n_a) = (o.n_dim, o.n_a);
+    match o.compress {
+        Compress::None | Compress::Split => {
+            for k in 0..m {
+                out[k * n_a..(k + 1) * n_a].copy_from_slice(&nc[k * n..k * n + n_a]);
+            }
+        }
+        Compress::Linear => {
+            let wcn = lw
+                .angle
+                .as_ref()
+                .and_then(|a| a.w_cn.as_deref())
+                .unwrap_or(&[]);
+            matmul(m, n_a, n, nc, Op::N, wcn, Op::N, out, T::zero());
+        }
+    }
+}
+
+/// Forward of chunk `c`: writes the next node rows (`m × n_dim`), the saved per-atom values,
+/// and (when given) the chunk's output edges and angles.
+pub(crate) fn forward_chunk<T: Real>(
+    cx: &LayerCtx<T>,
+    c: usize,
+    n_next: &mut [T],
+    save: SaveChunk<T>,
+    mut e_out: Option<&mut [T]>,
+    mut a_out: Option<&mut [T]>,
+    s: &mut Scratch<T>,
+) {
+    let o = cx.o;
+    let lw = cx.lw;
+    let g = cx.g;
+    let (n, ed, ad) = (o.n_dim, o.e_dim, o.a_dim);
+    let hn = o.heads * n;
+    let w = hn + ed;
+    let wq = o.w_qa();
+    let i0 = c * CHUNK;
+    let i1 = (i0 + CHUNK).min(g.nloc);
+    let m = i1 - i0;
+    let nc = &cx.node[i0 * n..i1 * n];
+
+    // Node self MLP.
+    let u1 = &mut s.c_t[..m * n];
+    fill_rows(u1, &lw.b_self, m);
+    matmul(m, n, n, nc, Op::N, &lw.w_self, Op::N, u1, T::one());
+    activate(o.act, u1, Some(&mut save.dact1[..m * n]));
+    // Node part of the edge MLPs.
+    fill_rows(save.q, &lw.b_ne, m);
+    matmul(m, w, n, nc, Op::N, &lw.w_i, Op::N, save.q, T::one());
+    if let Some(aw) = &lw.angle {
+        node_for_angle(o, lw, nc, m, &mut s.c_na);
+        fill_rows(save.qa, &aw.b, m);
+        matmul(
+            m,
+            wq,
+            o.n_a,
+            &s.c_na,
+            Op::N,
+            &aw.wn,
+            Op::N,
+            save.qa,
+            T::one(),
+        );
+    }
+
+    // Per atom.
+    let e_base = g.edge_off[i0];
+    let p_base = g.pair_off[i0];
+    let mut u3 = std::mem::take(&mut s.c_u3);
+    let mut sym = std::mem::take(&mut s.c_sym);
+    for k in 0..m {
+        let i = i0 + k;
+        let at = atom(g, i);
+        let qa = if wq > 0 {
+            &save.qa[k * wq..(k + 1) * wq]
+        } else {
+            &[][..]
+        };
+        let hg = &mut save.hg[k * o.w_hg()..(k + 1) * o.w_hg()];
+        atom_eval(
+            cx,
+            &at,
+            &save.q[k * w..(k + 1) * w],
+            qa,
+            &mut u3[k * hn..(k + 1) * hn],
+            hg,
+            s,
+            false,
+        );
+        grrg(o, hg, &mut sym[k * o.w_sym()..(k + 1) * o.w_sym()]);
+        if let Some(eo) = e_out.as_deref_mut() {
+            let off = (at.e0 - e_base) * ed;
+            eo[off..off + at.ne * ed].copy_from_slice(&s.e_tmp[..at.ne * ed]);
+        }
+        if let Some(ao) = a_out.as_deref_mut() {
+            let np = at.na * at.na;
+            let off = (at.p0 - p_base) * ad;
+            ao[off..off + np * ad].copy_from_slice(&s.a_tmp[..np * ad]);
+        }
+    }
+
+    // Symmetrisation MLP and the node update.
+    let u2 = &mut n_next[..m * n];
+    fill_rows(u2, &lw.b_sym, m);
+    matmul(m, n, o.w_sym(), &sym, Op::N, &lw.w_sym, Op::N, u2, T::one());
+    activate(o.act, u2, Some(&mut save.dact2[..m * n]));
+    let un = &lw.upd_n;
+    let u1 = &s.c_t[..m * n];
+    for k in 0..m {
+        for ch in 0..n {
+            let idx = k * n + ch;
+            let mut v = un.alpha * nc[idx] + un.beta[0][ch] * u1[idx];
+            v += un.beta[1][ch] * u2[idx];
+            for h in 0..o.heads {
+                v += un.beta[2 + h][ch] * u3[k * hn + h * n + ch];
+            }
+            u2[idx] = v;
+        }
+    }
+    s.c_u3 = u3;
+    s.c_sym = sym;
+}
+
+/// Gradient buffers of one chunk in the backward pass.
+pub(crate) struct GradChunk<'a, T> {
+    /// ∂L/∂ layer-output edges in, ∂L/∂ layer-input edges out (chunk edges × e_dim).
+    pub ge: &'a mut [T],
+    /// Same for angles (chunk pairs × a_dim).
+    pub ga: &'a mut [T],
+    pub gg: &'a mut [GeoGrad<T>],
+    /// Per-edge ∂L/∂(n_j W_j), chunk edges × (H·n_dim + e_dim).
+    pub dp: &'a mut [T],
+    /// ∂L/∂n_i from the atom's own terms, `m × n_dim`.
+    pub gn_dir: &'a mut [T],
+    /// Node block of ∂L/∂hg per atom, `m × 3·n_dim`.
+    pub ghg_n: &'a mut [T],
+}
+
+/// Backward of chunk `c` given `gnext` = ∂L/∂(layer-output node rows of the chunk).
+pub(crate) fn backward_chunk<T: Real>(
+    cx: &LayerCtx<T>,
+    c: usize,
+    save: &LayerSave<T>,
+    gnext: &[T],
+    io: GradChunk<T>,
+    first: bool,
+    s: &mut Scratch<T>,
+) {
+    let o = cx.o;
+    let lw = cx.lw;
+    let g = cx.g;
+    let (n, ed, ad) = (o.n_dim, o.e_dim, o.a_dim);
+    let hn = o.heads * n;
+    let w = hn + ed;
+    let wq = o.w_qa();
+    let whg = o.w_hg();
+    let wsym = o.w_sym();
+    let i0 = c * CHUNK;
+    let i1 = (i0 + CHUNK).min(g.nloc);
+    let m = i1 - i0;
+    let gnext = &gnext[i0 * n..i1 * n];
+    let un = &lw.upd_n;
+
+    // Self MLP: gn_dir = α g + (β0 g ⊙ φ') W_selfᵀ.
+    let gz = &mut s.c_gz[..m * n];
+    for idx in 0..m * n {
+        gz[idx] = un.beta[0][idx % n] * gnext[idx] * save.dact1[i0 * n + idx];
+        io.gn_dir[idx] = un.alpha * gnext[idx];
+    }
+    matmul(m, n, n, gz, Op::N, &lw.w_self, Op::T, io.gn_dir, T::one());
+    // Symmetrisation MLP: gsym = (β1 g ⊙ φ') W_symᵀ.
+    for idx in 0..m * n {
+        gz[idx] = un.beta[1][idx % n] * gnext[idx] * save.dact2[i0 * n + idx];
+    }
+    let gsym = &mut s.c_sym[..m * wsym];
+    matmul(m, wsym, n, gz, Op::N, &lw.w_sym, Op::T, gsym, T::zero());
+    for k in 0..m {
+        let i = i0 + k;
+        grrg_backward(
+            o,
+            &save.hg[i * whg..(i + 1) * whg],
+            &gsym[k * wsym..(k + 1) * wsym],
+            &mut s.c_ghg[k * whg..(k + 1) * whg],
+        );
+        for h in 0..o.heads {
+            for ch in 0..n {
+                s.c_u3[k * hn + h * n + ch] = un.beta[2 + h][ch] * gnext[k * n + ch];
+            }
+        }
+    }
+
+    let e_base = g.edge_off[i0];
+    let p_base = g.pair_off[i0];
+    let mut gq = std::mem::take(&mut s.c_gq);
+    let mut gqa = std::mem::take(&mut s.c_gqa);
+    let ghg_all = std::mem::take(&mut s.c_ghg);
+    let gu3_all = std::mem::take(&mut s.c_u3);
+    for k in 0..m {
+        let i = i0 + k;
+        let at = atom(g, i);
+        let qa = if wq > 0 {
+            &save.qa[i * wq..(i + 1) * wq]
+        } else {
+            &[][..]
+        };
+        // Recompute this atom's intermediates (its u3 and hg are not needed again).
+        let mut t_u3 = std::mem::take(&mut s.t_u3);
+        let mut t_hg = std::mem::take(&mut s.t_hg);
+        atom_eval(
+            cx,
+            &at,
+            &save.q[i * w..(i + 1) * w],
+            qa,
+            &mut t_u3,
+            &mut t_hg,
+            s,
+            true,
+        );
+        s.t_u3 = t_u3;
+        s.t_hg = t_hg;
+        let eo = (at.e0 - e_base) * ed;
+        let po = (at.p0 - p_base) * ad;
+        let np = at.na * at.na;
+        let eg0 = at.e0 - e_base;
+        atom_backward(
+            cx,
+            &at,
+            &gu3_all[k * hn..(k + 1) * hn],
+            &ghg_all[k * whg..(k + 1) * whg],
+            &mut io.ge[eo..eo + at.ne * ed],
+            &mut io.ga[po..po + np * ad],
+            &mut io.dp[eg0 * w..(eg0 + at.ne) * w],
+            &mut gq[k * w..(k + 1) * w],
+            &mut gqa[k * wq..(k + 1) * wq],
+            &mut io.gg[eg0..eg0 + at.ne],
+            s,
+        );
+        io.ghg_n[k * 3 * n..(k + 1) * 3 * n]
+            .copy_from_slice(&ghg_all[k * whg + 3 * ed..(k + 1) * whg]);
+        if first {
+            initial_backward(
+                cx,
+                &at,
+                &io.ge[eo..eo + at.ne * ed],
+                &io.ga[po..po + np * ad],
+                &mut io.gg[eg0..eg0 + at.ne],
+                s,
+            );
+        }
+    }
+    // Node parts of the edge and angle MLPs.
+    matmul(m, n, w, &gq, Op::N, &lw.w_i, Op::T, io.gn_dir, T::one());
+    if let Some(aw) = &lw.angle {
+        let n_a = o.n_a;
+        let gna = &mut s.c_gna[..m * n_a];
+        matmul(m, n_a, wq, &gqa, Op::N, &aw.wn, Op::T, gna, T::zero());
+        match o.compress {
+            Compress::None | Compress::Split => {
+                for k in 0..m {
+                    for ch in 0..n_a {
+                        io.gn_dir[k * n + ch] += gna[k * n_a + ch];
+                    }
+                }
+            }
+            Compress::Linear => {
+                let wcn = aw.w_cn.as_deref().unwrap_or(&[]);
+                matmul(m, n, n_a, gna, Op::N, wcn, Op::T, io.gn_dir, T::one());
+            }
+        }
+    }
+    s.c_gq = gq;
+    s.c_gqa = gqa;
+    s.c_ghg = ghg_all;
+    s.c_u3 = gu3_all;
+}

@@ -1,0 +1,121 @@
+//! Chunking and element-wise helpers shared by the DPA3 kernels.
+
+use crate::{Activation, Real};
+
+/// Centre atoms per parallel task. Fixed (never derived from the thread count), so every
+/// product and sum sees the same operands in the same order however many threads run.
+pub(crate) const CHUNK: usize = 16;
+
+/// Extended atoms per task in the whole-frame node passes.
+pub(crate) const ROW_CHUNK: usize = 64;
+
+/// Number of `CHUNK`-sized tasks over `n` atoms.
+pub(crate) fn n_chunks(n: usize, chunk: usize) -> usize {
+    n.div_ceil(chunk)
+}
+
+/// Row bounds of every atom chunk in a per-atom CSR offset array (`off.len() = nloc + 1`).
+pub(crate) fn chunk_bounds(off: &[usize]) -> Vec<usize> {
+    let nloc = off.len() - 1;
+    let nch = n_chunks(nloc, CHUNK);
+    (0..=nch).map(|c| off[(c * CHUNK).min(nloc)]).collect()
+}
+
+/// Bounds `0, CHUNK·w, 2·CHUNK·w …` of plain per-atom rows.
+pub(crate) fn uniform_bounds(n: usize, chunk: usize) -> Vec<usize> {
+    let nch = n_chunks(n, chunk);
+    (0..=nch).map(|c| (c * chunk).min(n)).collect()
+}
+
+/// Splits `buf` (rows of `width`) into consecutive mutable pieces at the row `bounds`.
+pub(crate) fn split_rows<'a, T>(
+    mut buf: &'a mut [T],
+    bounds: &[usize],
+    width: usize,
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for w in bounds.windows(2) {
+        let (head, tail) = buf.split_at_mut((w[1] - w[0]) * width);
+        out.push(head);
+        buf = tail;
+    }
+    out
+}
+
+/// Applies φ in place; with `d`, also writes φ'.
+#[inline]
+pub(crate) fn activate<T: Real>(act: Activation, x: &mut [T], d: Option<&mut [T]>) {
+    crate::fastact::activate(act, x, d);
+}
+
+/// Writes `bias` into every row of `y` (`rows × bias.len()`).
+#[inline]
+pub(crate) fn fill_rows<T: Copy>(y: &mut [T], bias: &[T], rows: usize) {
+    let w = bias.len();
+    for r in 0..rows {
+        y[r * w..(r + 1) * w].copy_from_slice(bias);
+    }
+}
+
+/// `Σ_k x[k]·y[k]`.
+#[inline]
+pub(crate) fn dot<T: Real>(x: &[T], y: &[T]) -> T {
+    let mut s = T::zero();
+    for (a, b) in x.iter().zip(y) {
+        s += *a * *b;
+    }
+    s
+}
+
+/// `dst = (a + dst) + b`, element-wise.
+#[inline]
+pub(crate) fn add_around<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
+    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+        *d = (x + *d) + y;
+    }
+}
+
+/// `dst = (a + b) + dst`, element-wise.
+#[inline]
+pub(crate) fn add2_before<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
+    for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
+        *d = (x + y) + *d;
+    }
+}
+
+/// `dst += f · src`.
+#[inline]
+pub(crate) fn axpy<T: Real>(dst: &mut [T], f: T, src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += f * s;
+    }
+}
+
+/// `dst += src`.
+#[inline]
+pub(crate) fn add_assign<T: Real>(dst: &mut [T], src: &[T]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += s;
+    }
+}
+
+/// `Σ x·y` with four interleaved partial sums (fixed order, so deterministic) to vectorise.
+#[inline]
+pub(crate) fn vdot<T: Real>(x: &[T], y: &[T]) -> T {
+    let n = x.len().min(y.len());
+    let (x, y) = (&x[..n], &y[..n]);
+    let mut acc = [T::zero(); 4];
+    let xc = x.chunks_exact(4);
+    let yc = y.chunks_exact(4);
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for l in 0..4 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (a, b) in xr.iter().zip(yr) {
+        s += *a * *b;
+    }
+    s
+}

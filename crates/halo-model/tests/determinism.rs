@@ -1,0 +1,96 @@
+//! Evaluation gives the same bits with 1 and 4 rayon threads (chunks are fixed-size and every
+//! sum runs in a fixed order), on a supercell large enough for several chunks and waves.
+
+mod common;
+
+use common::references;
+use halo_core::{Cell, System};
+use halo_model::{EnergyModel, EvalParams, LocalOutput};
+
+/// `n × n × n` copies of a periodic system.
+fn supercell(s: &System, n: usize) -> System {
+    let cell = s.cell.as_ref().unwrap();
+    let h = *cell.matrix();
+    let mut positions = Vec::new();
+    let mut types = Vec::new();
+    for a in 0..n {
+        for b in 0..n {
+            for c in 0..n {
+                let t = cell.shift([a as i32, b as i32, c as i32]);
+                for (x, &ty) in s.positions.iter().zip(&s.types) {
+                    positions.push([x[0] + t[0], x[1] + t[1], x[2] + t[2]]);
+                    types.push(ty);
+                }
+            }
+        }
+    }
+    let k = n as f64;
+    let big = h.map(|r| r.map(|v| v * k));
+    let m = positions.len();
+    System::new(
+        positions,
+        types,
+        s.type_names.clone(),
+        vec![1.0; m],
+        Some(Cell::new(big, cell.pbc()).unwrap()),
+    )
+    .unwrap()
+}
+
+fn bits(o: &LocalOutput) -> Vec<u64> {
+    std::iter::once(o.energy)
+        .chain(o.atom_energy.iter().copied())
+        .chain(o.force.iter().flatten().copied())
+        .chain(o.virial)
+        .chain(o.atom_virial.iter().flatten().copied())
+        .map(f64::to_bits)
+        .collect()
+}
+
+#[test]
+fn bit_identical_for_1_and_4_threads() {
+    let mut done = Vec::new();
+    for descriptor in ["se_e2_a", "dpa3"] {
+        let Some(r) = references()
+            .into_iter()
+            .find(|r| r.descriptor == descriptor && r.cases.iter().any(|c| c.structure == "cubic"))
+        else {
+            panic!("no {descriptor} reference with a cubic structure");
+        };
+        let c = r.cases.iter().find(|c| c.structure == "cubic").unwrap();
+        let model = EnergyModel::load(&r.model).unwrap();
+        let reps = if descriptor == "se_e2_a" { 4 } else { 2 };
+        let system = supercell(&c.system, reps);
+        let n = system.len();
+        let params = EvalParams {
+            fparam: c.fparam.clone(),
+            aparam: c.aparam.as_ref().map(|a| a.repeat(reps * reps * reps)),
+            head: None,
+            atomic_virial: true,
+        };
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| model.evaluate_system(&system, &params).unwrap())
+        };
+        let one = run(1);
+        let four = run(4);
+        assert_eq!(one.force.len(), n);
+        assert!(
+            bits(&one) == bits(&four),
+            "{}: results differ between 1 and 4 threads",
+            r.name
+        );
+        // Copies of one cell: the energy is extensive.
+        let per_cell = one.energy / (reps * reps * reps) as f64;
+        assert!(
+            (per_cell - c.energy).abs() < 1e-8 * c.energy.abs().max(1.0),
+            "{}",
+            r.name
+        );
+        done.push(format!("{} ({n} atoms)", r.name));
+    }
+    eprintln!("bit-identical: {}", done.join(", "));
+}
