@@ -4,6 +4,8 @@
 //! the library crates and prints a result. All errors are reported with their file/field context
 //! and a non-zero exit status; nothing a user types can make it panic.
 
+mod bench;
+mod eval;
 mod neighbors;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,6 +27,18 @@ enum Command {
     /// cutoff), pruned to those within the cutoff of some local atom. `npairs` counts ordered
     /// pairs (i local, j any atom or image other than i itself) with distance ≤ cutoff.
     Neighbors(neighbors::Args),
+    /// Evaluate a DeePMD-kit model on a structure: energy, per-atom energies, forces and
+    /// virials (global and per atom), atoms in input order.
+    ///
+    /// Conventions are DeePMD-kit's: forces in eV/Å, virial = Σ F ⊗ x in eV (row-major 9
+    /// components, positive for repulsion), per-atom virials with the translation-invariant
+    /// correction.
+    Eval(eval::EvalArgs),
+    /// Print a model's type map, cutoffs, sel, descriptor options, parameter count, precision
+    /// and ghost-exchange manifest.
+    Inspect(eval::InspectArgs),
+    /// Time repeated evaluations of a model on a structure and report the peak memory.
+    Bench(bench::BenchArgs),
 }
 
 /// Output format of a report.
@@ -40,6 +54,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Neighbors(args) => neighbors::run(&args),
+        Command::Eval(args) => eval::eval(&args),
+        Command::Inspect(args) => eval::inspect(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
