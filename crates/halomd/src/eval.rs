@@ -33,6 +33,16 @@ pub struct EvalArgs {
     /// `natoms × numb_aparam` (default: the frame's `aparam` column).
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     aparam: Option<Vec<f64>>,
+    /// Number of ranks (subdomains); 1 runs the same swap code with self-swaps only.
+    /// Defaults to the number of subdomains of --grid, else 1.
+    #[arg(long)]
+    ranks: Option<usize>,
+    /// Processor grid `AxBxC` (default: chosen from the cell to minimise surface).
+    #[arg(long, value_parser = parse_grid)]
+    grid: Option<[usize; 3]>,
+    /// Communication backend between ranks (threads: ranks are threads of this process).
+    #[arg(long, default_value = "threads")]
+    comm: String,
     /// Skip the per-atom virial (saves backward passes for DPA3).
     #[arg(long)]
     no_atom_virial: bool,
@@ -97,15 +107,23 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         head: args.head,
         atomic_virial: !args.no_atom_virial,
     };
-    let out = model
-        .evaluate_system(&frame.system, &params)
-        .with_context(|| {
-            format!(
-                "evaluating {} on {}",
-                args.model.display(),
-                args.structure.display()
-            )
-        })?;
+    // One rank is the same swap-based code with self-swaps only, not a separate path.
+    let out = crate::ranks::evaluate_ranks(
+        &model,
+        &frame.system,
+        &params,
+        args.ranks
+            .unwrap_or_else(|| args.grid.map_or(1, |g| g.iter().product())),
+        args.grid,
+        &args.comm,
+    )
+    .with_context(|| {
+        format!(
+            "evaluating {} on {}",
+            args.model.display(),
+            args.structure.display()
+        )
+    })?;
     if let Some(w) = &out.warning {
         eprintln!("halomd: warning: {w}");
     }
@@ -124,6 +142,21 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Parses `AxBxC` into three positive counts.
+fn parse_grid(s: &str) -> Result<[usize; 3], String> {
+    let parts: Vec<&str> = s.split(['x', 'X']).collect();
+    let dims: Vec<usize> = parts
+        .iter()
+        .filter_map(|p| p.trim().parse::<usize>().ok().filter(|&n| n > 0))
+        .collect();
+    match dims.as_slice() {
+        [a, b, c] if parts.len() == 3 => Ok([*a, *b, *c]),
+        _ => Err(format!(
+            "`{s}` is not a grid like 2x2x1 (three positive counts)"
+        )),
+    }
 }
 
 fn aparam(

@@ -7,6 +7,7 @@
 mod bench;
 mod eval;
 mod neighbors;
+mod ranks;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;

@@ -106,6 +106,46 @@ fn eval_json_matches_deepmd() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+fn eval_json(model: &Path, xyz: &Path, extra: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_halomd"))
+        .args(["eval", "--model"])
+        .arg(model)
+        .args(extra)
+        .arg(xyz)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn eval_on_several_ranks_matches_one_rank() {
+    let dir = std::env::temp_dir().join(format!("halomd-ranks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["dpa3_base.json", "se_a_two_side.json"] {
+        let fx = fixture(name);
+        let model = root()
+            .join("fixtures/deepmd")
+            .join(fx["model"].as_str().unwrap());
+        let case = &fx["cases"][0];
+        let xyz = dir.join("case.xyz");
+        write_case(case, fx["type_map"].as_array().unwrap(), &xyz);
+        let one = eval_json(&model, &xyz, &[]);
+        for grid in ["2x1x1", "1x1x3", "2x2x1", "2x2x2"] {
+            let many = eval_json(&model, &xyz, &["--grid", grid]);
+            for key in ["energy", "atom_energy", "forces", "virial", "atom_virial"] {
+                let d = max_abs_diff(&one[key], &many[key]);
+                assert!(d <= 1e-10, "{name} grid {grid}: {key} differs by {d}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn inspect_prints_model_facts() {
     let out = Command::new(env!("CARGO_BIN_EXE_halomd"))
