@@ -34,13 +34,15 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     aparam: Option<Vec<f64>>,
     /// Number of ranks (subdomains); 1 runs the same swap code with self-swaps only.
-    /// Defaults to the number of subdomains of --grid, else 1.
+    /// Defaults to the subdomains of --grid, else 1 (under mpirun: the world size).
     #[arg(long)]
     ranks: Option<usize>,
     /// Processor grid `AxBxC` (default: chosen from the cell to minimise surface).
     #[arg(long, value_parser = parse_grid)]
     grid: Option<[usize; 3]>,
-    /// Communication backend between ranks (threads: ranks are threads of this process).
+    /// Communication backend between ranks: `threads` (ranks are threads of this process),
+    /// `shm` (ranks are processes sharing POSIX shared memory; launched for you) or `mpi`
+    /// (run under `mpirun -n N`; needs a build with `--features mpi`).
     #[arg(long, default_value = "threads")]
     comm: String,
     /// Skip the per-atom virial (saves backward passes for DPA3).
@@ -108,12 +110,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         atomic_virial: !args.no_atom_virial,
     };
     // One rank is the same swap-based code with self-swaps only, not a separate path.
-    let out = crate::ranks::evaluate_ranks(
+    let Some(out) = crate::ranks::evaluate_ranks(
         &model,
         &frame.system,
         &params,
-        args.ranks
-            .unwrap_or_else(|| args.grid.map_or(1, |g| g.iter().product())),
+        args.ranks,
         args.grid,
         &args.comm,
     )
@@ -123,7 +124,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             args.model.display(),
             args.structure.display()
         )
-    })?;
+    })?
+    else {
+        // Another process (rank 0 of an shm job, or of mpirun) printed the result.
+        return Ok(());
+    };
     if let Some(w) = &out.warning {
         eprintln!("halomd: warning: {w}");
     }
