@@ -515,6 +515,31 @@ impl EnergyModel {
         })
     }
 
+    /// Model type of each atom, `-1` for atoms whose type name is in `null` (LAMMPS `NULL`
+    /// types: outside the model, no energy, zero model force); any other name missing from
+    /// the type map is an error.
+    pub fn map_types_null(&self, system: &System, null: &[String]) -> Result<Vec<i32>, EvalError> {
+        system
+            .types
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let name = system.type_names.get(t).map_or("?", String::as_str);
+                if null.iter().any(|n| n == name) {
+                    return Ok(-1);
+                }
+                let m = self.type_map.iter().position(|m| m == name);
+                m.map(|m| m as i32).ok_or_else(|| {
+                    EvalError::Input(format!(
+                        "atom {i} is `{name}`, which is not in the model's type map [{}] \
+                         (name it in --null-types to leave such atoms out of the model)",
+                        self.type_map.join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+
     /// Model type of each atom of `system`; an element missing from the type map is an error.
     pub fn map_types(&self, system: &System) -> Result<Vec<usize>, EvalError> {
         let table: Vec<Option<usize>> = system

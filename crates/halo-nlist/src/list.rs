@@ -143,6 +143,36 @@ impl NeighborList {
         })
     }
 
+    /// The list without the atoms for which `keep` is false: they vanish as neighbours and
+    /// their own rows become empty, keeping the order of the rest. This is how atoms outside
+    /// the model (LAMMPS `NULL` types) are removed, as DeePMD-kit removes them before its
+    /// neighbour search, so they never take a `sel` slot.
+    pub fn retain(&self, keep: &[bool]) -> Result<NeighborList, NlistError> {
+        if keep.len() != self.nall {
+            return Err(NlistError::LengthMismatch {
+                what: "keep",
+                got: keep.len(),
+                expected: self.nall,
+            });
+        }
+        let mut offsets = Vec::with_capacity(self.nloc + 1);
+        let mut indices = Vec::with_capacity(self.indices.len());
+        offsets.push(0);
+        for i in 0..self.nloc {
+            if keep[i] {
+                indices.extend(self.neighbors(i).iter().filter(|&&j| keep[j as usize]));
+            }
+            offsets.push(indices.len());
+        }
+        Ok(NeighborList {
+            rcut: self.rcut,
+            nloc: self.nloc,
+            nall: self.nall,
+            offsets,
+            indices,
+        })
+    }
+
     /// The cutoff the list was built with (Å).
     pub fn rcut(&self) -> f64 {
         self.rcut
@@ -426,6 +456,18 @@ mod tests {
         let w = nl.within(&coords, 2.1).unwrap();
         assert_eq!(w.neighbors(0), &[3, 2]);
         assert_eq!(w.rcut(), 2.1);
+    }
+
+    #[test]
+    fn retain_drops_atoms_everywhere() {
+        let coords = [[0.0; 3], [1.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 1.5]];
+        let nl = NeighborList::build(&coords, 2, 2.0).unwrap();
+        assert_eq!(nl.neighbors(0), &[2, 1, 3]);
+        let kept = nl.retain(&[true, false, false, true]).unwrap();
+        assert_eq!(kept.neighbors(0), &[3]);
+        assert!(kept.neighbors(1).is_empty());
+        assert_eq!(kept.npairs(), 1);
+        assert!(nl.retain(&[true]).is_err());
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct EvalArgs {
     /// (run under `mpirun -n N`; needs a build with `--features mpi`).
     #[arg(long, default_value = "threads")]
     comm: String,
+    /// Type names left out of the model, like LAMMPS `NULL` in `pair_coeff` (comma-separated):
+    /// such atoms get no energy and zero force, and are nobody's neighbour.
+    #[arg(long, value_delimiter = ',')]
+    null_types: Vec<String>,
     /// Skip the per-atom virial (saves backward passes for DPA3).
     #[arg(long)]
     no_atom_virial: bool,
@@ -117,6 +121,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         args.ranks,
         args.grid,
         &args.comm,
+        &args.null_types,
     )
     .with_context(|| {
         format!(

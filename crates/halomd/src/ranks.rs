@@ -35,10 +35,11 @@ pub fn evaluate_ranks(
     nranks: Option<usize>,
     grid: Option<[usize; 3]>,
     comm: &str,
+    null_types: &[String],
 ) -> Result<Option<LocalOutput>> {
     let kind = parse_kind(comm)?;
     let opts = CommOptions::from_env()?;
-    let model_types = model.map_types(system)?;
+    let model_types = model.map_types_null(system, null_types)?;
     let job = Job {
         model,
         system,
@@ -99,7 +100,7 @@ fn resolve_grid(system: &System, nranks: usize, grid: Option<[usize; 3]>) -> Res
 struct Job<'a> {
     model: &'a EnergyModel,
     system: &'a System,
-    model_types: &'a [usize],
+    model_types: &'a [i32],
     params: &'a EvalParams,
 }
 
@@ -191,15 +192,23 @@ impl Job<'_> {
         let sel = model.nnei_layout();
         let domain = Domain::build(comm, self.system, grid, rcut)?;
         let eval = evaluate(comm, &domain, |inp, ex| {
-            let types: Vec<usize> = inp.gids.iter().map(|&g| self.model_types[g]).collect();
+            let types_i32: Vec<i32> = inp.gids.iter().map(|&g| self.model_types[g]).collect();
             let list = NeighborList::build(inp.coords, inp.nloc, rcut)?;
+            // NULL-type atoms leave the list entirely, as DeePMD-kit drops them before its
+            // search, so they never take a sel slot; their type index is then never read.
+            let list = if types_i32.iter().any(|&t| t < 0) {
+                let keep: Vec<bool> = types_i32.iter().map(|&t| t >= 0).collect();
+                list.retain(&keep)?
+            } else {
+                list
+            };
+            let types: Vec<usize> = types_i32.iter().map(|&t| t.max(0) as usize).collect();
             let dense = list.to_dense(&types, &sel)?;
             if let Some(w) = dense.warning() {
                 if let Ok(mut all) = warnings.lock() {
                     all.push(format!("rank {}: {w}", inp.rank));
                 }
             }
-            let types_i32: Vec<i32> = types.iter().map(|&t| t as i32).collect();
             let input = DescriptorInput {
                 coords: inp.coords,
                 types: &types_i32,
