@@ -82,18 +82,7 @@ fn eval_json_matches_deepmd() {
         for case in fx["cases"].as_array().unwrap() {
             let xyz = dir.join(format!("{}.xyz", case["structure"].as_str().unwrap()));
             write_case(case, type_map, &xyz);
-            let out = Command::new(env!("CARGO_BIN_EXE_halomd"))
-                .args(["eval", "--model"])
-                .arg(&model)
-                .arg(&xyz)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let got = eval_json(&model, &xyz, &[]);
             let n = case["coord"].as_array().unwrap().len();
             assert_eq!(got["natoms"], n);
             let tag = format!("{name} {}", case["structure"]);

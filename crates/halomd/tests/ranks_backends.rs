@@ -20,44 +20,9 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Writes case 0 of `fixtures/deepmd/dpa3_base.json` as an ASE-style extxyz file.
+/// Case 0 of `fixtures/deepmd/dpa3_base.json` (32 H/C/N/O atoms), copied to `path`.
 fn write_case0(path: &Path) {
-    let text = std::fs::read_to_string(root().join("fixtures/deepmd/dpa3_base.json")).unwrap();
-    let fx: Value = serde_json::from_str(&text).unwrap();
-    let type_map = fx["type_map"].as_array().unwrap();
-    let case = &fx["cases"][0];
-    let coord = case["coord"].as_array().unwrap();
-    let flat = |v: &Value| -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
-    };
-    let cell: Vec<String> = case["cell"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| flat(r).into_iter().map(|x| format!("{x:?}")))
-        .collect();
-    let pbc: Vec<&str> = case["pbc"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| if b.as_bool().unwrap() { "T" } else { "F" })
-        .collect();
-    let mut s = format!(
-        "{}\nLattice=\"{}\" pbc=\"{}\" Properties=species:S:1:pos:R:3\n",
-        coord.len(),
-        cell.join(" "),
-        pbc.join(" ")
-    );
-    for (x, t) in coord.iter().zip(case["atype"].as_array().unwrap()) {
-        let sym = type_map[t.as_u64().unwrap() as usize].as_str().unwrap();
-        let x = flat(x);
-        s += &format!("{sym} {:?} {:?} {:?}\n", x[0], x[1], x[2]);
-    }
-    std::fs::write(path, s).unwrap();
+    std::fs::copy(root().join("examples/structures/hcno32.xyz"), path).unwrap();
 }
 
 /// `/dev/shm` entries of halo-comm jobs started by the process `pid` (job names embed it).
