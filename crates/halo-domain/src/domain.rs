@@ -501,6 +501,22 @@ impl Domain {
         &self.swaps
     }
 
+    /// Bytes this domain holds on the heap (allocated capacity of its per-atom arrays and
+    /// swap lists): what a rank keeps between rebuilds, O(nloc + nghost).
+    pub fn heap_bytes(&self) -> usize {
+        fn cap<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        cap(&self.coords)
+            + cap(&self.base)
+            + cap(&self.frac)
+            + cap(&self.shifts)
+            + cap(&self.gids)
+            + cap(&self.types)
+            + cap(&self.swaps)
+            + self.swaps.iter().map(|s| cap(&s.sendlist)).sum::<usize>()
+    }
+
     /// Fractional bounds `(lo, hi)` of this rank's subdomain.
     pub fn bounds(&self) -> (Vec3, Vec3) {
         (self.blo, self.bhi)

@@ -1,6 +1,7 @@
 //! The multi-rank [`Exchange`]: forward and reverse communication over the swap plan.
 
 use std::ops::AddAssign;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 use halo_comm::{Comm, CommExt};
@@ -28,6 +29,28 @@ pub struct DomainExchange<'a> {
     nloc: usize,
     nall: usize,
     bufs: Buffers,
+    stats: ExchangeStats,
+}
+
+/// Cumulative counters of one [`DomainExchange`], for benchmarks: calls, bytes sent to other
+/// ranks (self-swaps copy in place and count as ghost rows only) and wall time inside
+/// [`Exchange::forward`] and [`Exchange::reverse`], waiting on partners included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExchangeStats {
+    /// Number of forward calls.
+    pub forward_calls: u64,
+    /// Number of reverse calls.
+    pub reverse_calls: u64,
+    /// Bytes sent to other ranks by forward calls.
+    pub forward_bytes: u64,
+    /// Bytes sent to other ranks by reverse calls.
+    pub reverse_bytes: u64,
+    /// Ghost rows filled by forward calls (remote and self-swaps).
+    pub forward_rows: u64,
+    /// Wall time spent in forward calls.
+    pub forward_time: Duration,
+    /// Wall time spent in reverse calls.
+    pub reverse_time: Duration,
 }
 
 impl std::fmt::Debug for DomainExchange<'_> {
@@ -90,6 +113,7 @@ impl<'a> DomainExchange<'a> {
             nloc: domain.nloc(),
             nall: domain.nall(),
             bufs: Buffers::default(),
+            stats: ExchangeStats::default(),
         };
         ex.reserve(DType::F64, DEFAULT_WIDTH);
         ex
@@ -117,6 +141,16 @@ impl<'a> DomainExchange<'a> {
             DType::F32 => reserve_pair(f32::bufs(&mut self.bufs), n),
             DType::F64 => reserve_pair(f64::bufs(&mut self.bufs), n),
         }
+    }
+
+    /// Cumulative counters since this exchange was made or [`DomainExchange::reset_stats`].
+    pub fn stats(&self) -> ExchangeStats {
+        self.stats
+    }
+
+    /// Zeroes the counters of [`DomainExchange::stats`].
+    pub fn reset_stats(&mut self) {
+        self.stats = ExchangeStats::default();
     }
 
     /// The communicator the swaps run over.
@@ -162,6 +196,7 @@ impl<'a> DomainExchange<'a> {
                 }
                 dst.copy_from_slice(send);
             } else {
+                self.stats.forward_bytes += std::mem::size_of_val(send.as_slice()) as u64;
                 grow(recv, dst.len());
                 self.comm
                     .sendrecv_slice(s.sendproc, TAG_FORWARD, send, s.recvproc, TAG_FORWARD, recv)
@@ -176,6 +211,7 @@ impl<'a> DomainExchange<'a> {
                 }
                 dst.copy_from_slice(recv);
             }
+            self.stats.forward_rows += s.recvnum as u64;
         }
         Ok(())
     }
@@ -187,6 +223,7 @@ impl<'a> DomainExchange<'a> {
             let got: &[T] = if s.sendproc == self.rank {
                 block
             } else {
+                self.stats.reverse_bytes += std::mem::size_of_val(block) as u64;
                 let (_, recv) = T::bufs(&mut self.bufs);
                 grow(recv, s.sendnum() * w);
                 self.comm
@@ -238,10 +275,14 @@ impl Exchange for DomainExchange<'_> {
         if width == 0 {
             return Ok(());
         }
-        match rows {
+        let t0 = Instant::now();
+        let r = match rows {
             RowsMut::F32(x) => self.forward_t(x, width),
             RowsMut::F64(x) => self.forward_t(x, width),
-        }
+        };
+        self.stats.forward_calls += 1;
+        self.stats.forward_time += t0.elapsed();
+        r
     }
 
     fn reverse(&mut self, rows: RowsMut<'_>, width: usize) -> Result<(), ExchangeError> {
@@ -249,9 +290,60 @@ impl Exchange for DomainExchange<'_> {
         if width == 0 {
             return Ok(());
         }
-        match rows {
+        let t0 = Instant::now();
+        let r = match rows {
             RowsMut::F32(x) => self.reverse_t(x, width),
             RowsMut::F64(x) => self.reverse_t(x, width),
-        }
+        };
+        self.stats.reverse_calls += 1;
+        self.stats.reverse_time += t0.elapsed();
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halo_comm::{threads, CommOptions};
+    use halo_core::{Cell, System};
+
+    use crate::grid::ProcGrid;
+
+    /// The counters match the swap plan: bytes of remote swaps only, every ghost row filled.
+    #[test]
+    fn stats_count_remote_bytes_and_ghost_rows() {
+        let cell = Cell::orthorhombic(8.0, 8.0, 8.0).unwrap();
+        let positions: Vec<[f64; 3]> = (0..64)
+            .map(|i| {
+                let f = |k: usize| (i / 4usize.pow(k as u32) % 4) as f64 * 2.0 + 0.3;
+                [f(0), f(1), f(2)]
+            })
+            .collect();
+        let system = System::from_symbols(&["Ar"; 64], positions, Some(cell)).unwrap();
+        let grid = ProcGrid::new([2, 1, 1]).unwrap();
+        threads::run(2, &CommOptions::default(), |comm| {
+            let d = Domain::build(&comm, &system, grid, 2.5).unwrap();
+            let mut ex = DomainExchange::new(&d, &comm);
+            assert_eq!(ex.stats(), ExchangeStats::default());
+            let mut rows = vec![1.0f64; d.nall() * 3];
+            ex.forward(RowsMut::F64(&mut rows), 3).unwrap();
+            ex.reverse(RowsMut::F64(&mut rows), 3).unwrap();
+            let remote = |n: fn(&Swap) -> usize| -> u64 {
+                d.swaps()
+                    .iter()
+                    .filter(|s| s.sendproc != d.rank())
+                    .map(|s| (n(s) * 3 * 8) as u64)
+                    .sum()
+            };
+            let s = ex.stats();
+            assert_eq!((s.forward_calls, s.reverse_calls), (1, 1));
+            assert_eq!(s.forward_bytes, remote(|s| s.sendnum()));
+            assert_eq!(s.reverse_bytes, remote(|s| s.recvnum));
+            assert!(s.forward_bytes > 0);
+            assert_eq!(s.forward_rows, (d.nall() - d.nloc()) as u64);
+            ex.reset_stats();
+            assert_eq!(ex.stats(), ExchangeStats::default());
+        })
+        .unwrap();
     }
 }

@@ -73,5 +73,5 @@ mod grid;
 pub use domain::{Domain, Swap};
 pub use error::DomainError;
 pub use eval::{evaluate, evaluate_with, Evaluation, PerAtom, RankInput, RankOutput};
-pub use exchange::DomainExchange;
+pub use exchange::{DomainExchange, ExchangeStats};
 pub use grid::ProcGrid;
