@@ -6,6 +6,7 @@ use halo_core::{Cell, Exchange, RowsMut, System, Vec3};
 use crate::error::DomainError;
 use crate::exchange::DomainExchange;
 use crate::grid::ProcGrid;
+use crate::migrate::{self, LocalAtoms};
 
 /// Relative and absolute slack on the reach of a face, so that rounding in fractional
 /// coordinates never drops an image at exactly the cutoff (extra ghosts are harmless).
@@ -55,7 +56,35 @@ impl Frame {
         system
             .validate()
             .map_err(|e| DomainError::Input(e.to_string()))?;
-        let (cell, has_cell) = match &system.cell {
+        let (cell, has_cell) = Frame::base_cell(system.cell.as_ref())?;
+        // Wrapped exactly as `EnergyModel::evaluate_system` wraps, so owners sit where they
+        // sit on one rank.
+        let wrapped: Vec<Vec3> = if has_cell {
+            system.positions.iter().map(|&x| cell.wrap(x)).collect()
+        } else {
+            system.positions.clone()
+        };
+        let frac: Vec<Vec3> = wrapped.iter().map(|&x| cell.to_frac(x)).collect();
+        let bounds = (!frac.is_empty()).then(|| {
+            frac.iter().fold(
+                ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]),
+                |(mut mn, mut mx), s| {
+                    for k in 0..3 {
+                        mn[k] = mn[k].min(s[k]);
+                        mx[k] = mx[k].max(s[k]);
+                    }
+                    (mn, mx)
+                },
+            )
+        });
+        let frame = Frame::with_bounds(cell, has_cell, bounds);
+        Ok((frame, Placed { wrapped, frac }))
+    }
+
+    /// The cell a frame works in: `cell` itself, or the identity with no periodic axis for an
+    /// isolated system (so fractional coordinates are Cartesian); the flag says which.
+    pub(crate) fn base_cell(cell: Option<&Cell>) -> Result<(Cell, bool), DomainError> {
+        Ok(match cell {
             Some(c) => (*c, true),
             None => (
                 Cell::new(
@@ -65,44 +94,34 @@ impl Frame {
                 .map_err(|e| DomainError::Input(e.to_string()))?,
                 false,
             ),
-        };
+        })
+    }
+
+    /// The frame of `cell` whose open axes span the fractional bounding box `bounds` (`None`
+    /// when there are no atoms); periodic axes span `[0, 1)`.
+    pub(crate) fn with_bounds(cell: Cell, has_cell: bool, bounds: Option<(Vec3, Vec3)>) -> Frame {
         let periodic = cell.pbc();
         let face = cell.face_distances();
-        // Wrapped exactly as `EnergyModel::evaluate_system` wraps, so owners sit where they
-        // sit on one rank.
-        let wrapped: Vec<Vec3> = if has_cell {
-            system.positions.iter().map(|&x| cell.wrap(x)).collect()
-        } else {
-            system.positions.clone()
-        };
-        let frac: Vec<Vec3> = wrapped.iter().map(|&x| cell.to_frac(x)).collect();
         let mut lo = [0.0; 3];
         let mut hi = [1.0; 3];
         for k in (0..3).filter(|&k| !periodic[k]) {
-            let (mn, mx) = frac
-                .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
-                    (a.min(s[k]), b.max(s[k]))
-                });
-            (lo[k], hi[k]) = if frac.is_empty() {
-                (0.0, 1.0)
-            } else {
-                (mn, mx)
+            (lo[k], hi[k]) = match bounds {
+                Some((mn, mx)) => (mn[k], mx[k]),
+                None => (0.0, 1.0),
             };
             let min_extent = MIN_OPEN_THICKNESS / face[k];
             if hi[k] - lo[k] < min_extent {
                 hi[k] = lo[k] + min_extent;
             }
         }
-        let frame = Frame {
+        Frame {
             cell,
             has_cell,
             periodic,
             lo,
             hi,
             face,
-        };
-        Ok((frame, Placed { wrapped, frac }))
+        }
     }
 
     /// Thickness of the box along each axis (Å).
@@ -111,7 +130,7 @@ impl Frame {
     }
 
     /// Grid slice along axis `k` holding fractional coordinate `s`.
-    fn slice(&self, k: usize, s: f64, p: usize) -> usize {
+    pub(crate) fn slice(&self, k: usize, s: f64, p: usize) -> usize {
         let w = (self.hi[k] - self.lo[k]) / p as f64;
         let i = ((s - self.lo[k]) / w).floor();
         if i <= 0.0 {
@@ -185,6 +204,36 @@ impl Domain {
         let mine: Vec<usize> = (0..system.len())
             .filter(|&i| (0..3).all(|k| frame.slice(k, placed.frac[i][k], dims[k]) == loc[k]))
             .collect();
+        let base: Vec<Vec3> = mine.iter().map(|&i| placed.wrapped[i]).collect();
+        let frac = mine.iter().map(|&i| placed.frac[i]).collect();
+        let types = mine.iter().map(|&i| system.types[i]).collect();
+        Ok(Domain::from_locals(
+            grid,
+            rank,
+            frame,
+            system.len(),
+            base,
+            frac,
+            types,
+            mine,
+        ))
+    }
+
+    /// A domain with local atoms only (given in global-id order) on `rank`'s slice of
+    /// `frame`.
+    #[allow(clippy::too_many_arguments)]
+    fn from_locals(
+        grid: ProcGrid,
+        rank: usize,
+        frame: Frame,
+        natoms: usize,
+        base: Vec<Vec3>,
+        frac: Vec<Vec3>,
+        types: Vec<usize>,
+        gids: Vec<usize>,
+    ) -> Domain {
+        let dims = grid.dims();
+        let loc = grid.loc(rank);
         let blo = std::array::from_fn(|k| {
             frame.lo[k] + (frame.hi[k] - frame.lo[k]) * loc[k] as f64 / dims[k] as f64
         });
@@ -195,25 +244,70 @@ impl Domain {
                 frame.lo[k] + (frame.hi[k] - frame.lo[k]) * (loc[k] + 1) as f64 / dims[k] as f64
             }
         });
-        let base: Vec<Vec3> = mine.iter().map(|&i| placed.wrapped[i]).collect();
-        Ok(Domain {
+        let nloc = gids.len();
+        Domain {
             grid,
             rank,
             loc,
             blo,
             bhi,
-            natoms: system.len(),
-            nloc: mine.len(),
+            natoms,
+            nloc,
             rcut: None,
             coords: base.clone(),
             base,
-            frac: mine.iter().map(|&i| placed.frac[i]).collect(),
-            shifts: vec![[0; 3]; mine.len()],
-            types: mine.iter().map(|&i| system.types[i]).collect(),
-            gids: mine,
+            frac,
+            shifts: vec![[0; 3]; nloc],
+            types,
+            gids,
             swaps: Vec::new(),
             frame,
-        })
+        }
+    }
+
+    /// Redistributes atoms so that each sits on the rank whose subdomain holds its position
+    /// (collective: every rank of `comm` calls it with the same `grid`, `cell` and `natoms`).
+    ///
+    /// `atoms` may be any split of the system over the ranks (all on rank 0 after reading a
+    /// checkpoint, the previous step's owners in a run, another grid's owners after a
+    /// restart). Positions are used bit for bit as given and must already be wrapped into
+    /// the cell along periodic axes; an atom outside `[0, 1)` along a periodic axis is placed
+    /// by its wrapped fractional coordinate but keeps its position. Open axes span the
+    /// global bounding box of all atoms. Atoms travel hop by hop to neighbouring ranks, one
+    /// dimension at a time, as LAMMPS `Comm::exchange` moves them, with their payload.
+    ///
+    /// Returns this rank's domain (local atoms in global-id order, no ghosts yet: call
+    /// [`Domain::borders`]) and its atoms in the same order. With the positions
+    /// `cell.wrap(p)` of a system whose positions are `p`, the result equals
+    /// [`Domain::decompose`] of that system bit for bit, and so do the ghosts after
+    /// `borders`. Fails with [`DomainError::Lost`] on every rank when the atoms found are not
+    /// exactly the global ids `0..natoms` once each, and with [`DomainError::Input`] on every
+    /// rank when any rank's input is malformed or the ranks disagree on the arguments.
+    pub fn migrate(
+        comm: &dyn Comm,
+        grid: ProcGrid,
+        cell: Option<&Cell>,
+        natoms: usize,
+        atoms: LocalAtoms,
+    ) -> Result<(Domain, LocalAtoms), DomainError> {
+        let (cell, has_cell) = Frame::base_cell(cell)?;
+        migrate::check_input(comm, grid, &cell, has_cell, natoms, &atoms)?;
+        let frac: Vec<Vec3> = atoms.positions.iter().map(|&x| cell.to_frac(x)).collect();
+        let frame = migrate::global_frame(comm, cell, has_cell, &frac)?;
+        let atoms = migrate::route(comm, grid, &frame, natoms, atoms)?;
+        let atoms = migrate::sort_and_check(comm, natoms, atoms)?;
+        let frac = atoms.positions.iter().map(|&x| cell.to_frac(x)).collect();
+        let domain = Domain::from_locals(
+            grid,
+            comm.rank(),
+            frame,
+            natoms,
+            atoms.positions.clone(),
+            frac,
+            atoms.types.clone(),
+            atoms.gids.clone(),
+        );
+        Ok((domain, atoms))
     }
 
     /// [`Domain::decompose`] for `comm`'s rank followed by [`Domain::borders`].
@@ -391,6 +485,42 @@ impl Domain {
     /// rebuilds (collective). Ghosts become `owner + shift · H` with the decomposition's cell;
     /// an atom that leaves its subdomain stays local until the next [`Domain::decompose`].
     pub fn refresh(&mut self, comm: &dyn Comm, positions: &[Vec3]) -> Result<(), DomainError> {
+        self.check_positions(positions)?;
+        self.move_atoms(comm, positions)
+    }
+
+    /// [`Domain::refresh`] with a new cell, as a barostat changes it between rebuilds
+    /// (collective): ghosts become `owner + shift · H_new` and face distances follow the new
+    /// cell, while the subdomains keep their fractional slices. The new cell must have the
+    /// same periodic axes; an isolated system (no cell) cannot take one. Ghosts found for the
+    /// old cell are kept, so a shrinking cell should be rebuilt (`migrate` + `borders`)
+    /// before its images come closer than the cutoff's skin allows.
+    pub fn refresh_cell(
+        &mut self,
+        comm: &dyn Comm,
+        positions: &[Vec3],
+        cell: &Cell,
+    ) -> Result<(), DomainError> {
+        if !self.frame.has_cell {
+            return Err(DomainError::Input(
+                "refresh_cell on a domain of an isolated system (no cell)".to_string(),
+            ));
+        }
+        if cell.pbc() != self.frame.periodic {
+            return Err(DomainError::Input(format!(
+                "refresh_cell changes periodicity from {:?} to {:?}",
+                self.frame.periodic,
+                cell.pbc()
+            )));
+        }
+        self.check_positions(positions)?;
+        self.frame.cell = *cell;
+        self.frame.face = cell.face_distances();
+        self.move_atoms(comm, positions)
+    }
+
+    /// Checks that `positions` has one finite row per local atom.
+    fn check_positions(&self, positions: &[Vec3]) -> Result<(), DomainError> {
         if positions.len() != self.nloc {
             return Err(DomainError::Input(format!(
                 "{} positions for {} local atoms",
@@ -407,6 +537,12 @@ impl Domain {
                 positions[i]
             )));
         }
+        Ok(())
+    }
+
+    /// Sends the owners' new positions along the swap plan and rebuilds every row from its
+    /// owner's position and shift in the frame's current cell.
+    fn move_atoms(&mut self, comm: &dyn Comm, positions: &[Vec3]) -> Result<(), DomainError> {
         let mut rows = vec![0.0; self.nall() * 3];
         for (r, x) in rows.chunks_exact_mut(3).zip(positions) {
             r.copy_from_slice(x);

@@ -19,6 +19,16 @@ pub enum DomainError {
     /// A ghost exchange failed.
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
+    /// After a migration the ranks together do not hold each global id exactly once.
+    #[error("atoms lost across ranks: expected {expected} atoms, found {found} ({detail})")]
+    Lost {
+        /// Number of atoms the system should have.
+        expected: usize,
+        /// Number of atoms the ranks hold together.
+        found: usize,
+        /// What is wrong: missing, duplicated or out-of-range global ids.
+        detail: String,
+    },
     /// The per-rank evaluation closure failed.
     #[error("evaluation on rank {rank} failed: {source}")]
     Eval {

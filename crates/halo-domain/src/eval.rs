@@ -86,8 +86,60 @@ where
 pub fn evaluate_with<F, E>(
     ex: &mut DomainExchange<'_>,
     domain: &Domain,
-    mut eval: F,
+    eval: F,
 ) -> Result<Evaluation, DomainError>
+where
+    F: FnMut(&RankInput<'_>, &mut DomainExchange<'_>) -> Result<RankOutput, E>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let local = evaluate_local(ex, domain, eval)?;
+    let comm = ex.comm();
+    let nloc = domain.nloc();
+    let mut packed = Vec::with_capacity(nloc * GATHERED);
+    for i in 0..nloc {
+        packed.push(domain.gids()[i] as f64);
+        packed.push(local.atom_energy[i]);
+        packed.extend_from_slice(&local.force[i]);
+        packed.extend_from_slice(local.atom_virial.get(i).unwrap_or(&[0.0; 9]));
+    }
+    let atoms = match comm.gather(0, &packed)? {
+        None => None,
+        Some(parts) => Some(assemble(
+            &parts,
+            domain.natoms(),
+            !local.atom_virial.is_empty(),
+        )?),
+    };
+    Ok(Evaluation {
+        energy: local.energy,
+        virial: local.virial,
+        atoms,
+        local_force: local.force,
+    })
+}
+
+/// The result of [`evaluate_local`] on one rank: global totals and this rank's own atoms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalEvaluation {
+    /// Total energy, summed over ranks in rank order (eV).
+    pub energy: f64,
+    /// Total virial, summed over ranks in rank order (eV).
+    pub virial: [f64; 9],
+    /// Energy of each local atom (`nloc`, local order).
+    pub atom_energy: Vec<f64>,
+    /// Force on each local atom after folding ghosts (`nloc`, local order).
+    pub force: Vec<Vec3>,
+    /// Per-atom virial of each local atom after folding ghosts; empty if no rank computed one.
+    pub atom_virial: Vec<[f64; 9]>,
+}
+
+/// [`evaluate_with`] without the gather on rank 0: what an MD step needs (forces on the
+/// atoms a rank owns, global energy and virial) at O(nloc) cost per rank.
+pub fn evaluate_local<F, E>(
+    ex: &mut DomainExchange<'_>,
+    domain: &Domain,
+    mut eval: F,
+) -> Result<LocalEvaluation, DomainError>
 where
     F: FnMut(&RankInput<'_>, &mut DomainExchange<'_>) -> Result<RankOutput, E>,
     E: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -135,33 +187,29 @@ where
     totals[10] = f64::from(u8::from(!out.atom_virial.is_empty()));
     comm.allreduce_f64(&mut totals, Op::Sum)?;
     let with_av = totals[10] > 0.0;
-    let mut av: Vec<f64> = if out.atom_virial.is_empty() {
-        vec![0.0; nall * 9]
-    } else {
-        out.atom_virial.iter().flatten().copied().collect()
-    };
-    if with_av {
+    let atom_virial = if with_av {
+        let mut av: Vec<f64> = if out.atom_virial.is_empty() {
+            vec![0.0; nall * 9]
+        } else {
+            out.atom_virial.iter().flatten().copied().collect()
+        };
         ex.reverse(RowsMut::F64(&mut av), 9)?;
-    }
-    let mut packed = Vec::with_capacity(nloc * GATHERED);
-    for i in 0..nloc {
-        packed.push(domain.gids()[i] as f64);
-        packed.push(out.atom_energy[i]);
-        packed.extend_from_slice(&force[i * 3..i * 3 + 3]);
-        packed.extend_from_slice(&av[i * 9..i * 9 + 9]);
-    }
-    let atoms = match comm.gather(0, &packed)? {
-        None => None,
-        Some(parts) => Some(assemble(&parts, domain.natoms(), with_av)?),
+        av[..nloc * 9]
+            .chunks_exact(9)
+            .map(|c| std::array::from_fn(|k| c[k]))
+            .collect()
+    } else {
+        Vec::new()
     };
-    Ok(Evaluation {
+    Ok(LocalEvaluation {
         energy: totals[0],
         virial: std::array::from_fn(|k| totals[1 + k]),
-        atoms,
-        local_force: force[..nloc * 3]
+        atom_energy: out.atom_energy,
+        force: force[..nloc * 3]
             .chunks_exact(3)
             .map(|c| [c[0], c[1], c[2]])
             .collect(),
+        atom_virial,
     })
 }
 

@@ -25,10 +25,40 @@
 //!    owner rows into the ghost block of each swap in order; reverse walks the swaps backwards
 //!    and adds ghost rows into `rows[sendlist]`, then zeroes the ghosts (the transpose of
 //!    forward, as DeePMD-kit's `border_op` backward).
-//! 5. [`evaluate`] drives a model on every rank without knowing it: a closure evaluates the
+//! 5. [`Domain::migrate`] is the MD alternative to step 2: atoms held anywhere are moved to
+//!    their owners (see *Migration* below).
+//! 6. [`evaluate`] drives a model on every rank without knowing it: a closure evaluates the
 //!    rank's extended system; the driver folds ghost forces and per-atom virials to owners,
 //!    all-reduces energy and virial in rank order and gathers per-atom results on rank 0 in
 //!    global-id order.
+//!
+//! # Migration: molecular dynamics across ranks
+//!
+//! In a run the system is never whole on one rank. [`Domain::migrate`] (collective) takes
+//! whatever atoms each rank holds, as [`LocalAtoms`] (global id, type, position and a
+//! caller-defined payload of `width` values per atom: velocities, masses, image flags…),
+//! and moves each to the rank whose subdomain holds its position, the way LAMMPS
+//! `Comm::exchange` does: per dimension x, y, z, atoms of a wrong slice go one rank towards
+//! it (the shorter way round on a periodic axis), both neighbours' atoms are received, and
+//! hops repeat until an all-reduce finds no misplaced atom along that axis. So atoms may move
+//! any distance between rebuilds, the grid may change, and any start works (everything on
+//! rank 0 after reading a checkpoint, another rank count's owners after a restart). Atoms
+//! travel as `u64` words, so positions and payload arrive bit for bit; positions are never
+//! re-wrapped (the integrator wraps them; a coordinate outside `[0, 1)` along a periodic
+//! axis is placed by its wrapped value only). Open axes span the global bounding box,
+//! found by all-reduce. Afterwards the ranks check together that they hold each id of
+//! `0..natoms` exactly once, else every rank fails with [`DomainError::Lost`]; malformed
+//! input on one rank fails every rank with [`DomainError::Input`], so nobody is left
+//! waiting.
+//!
+//! The domain returned has local atoms in global-id order and no ghosts; [`Domain::borders`]
+//! adds them. With positions `cell.wrap(p)`, migrate + borders yields exactly, bit for bit,
+//! the owners, ghosts (global id, shift) and coordinates of [`Domain::build`] on the system
+//! with positions `p`, so the MD path and the single-shot evaluation path agree.
+//!
+//! Between rebuilds, [`Domain::refresh`] moves owners and their ghosts along the swap plan;
+//! [`Domain::refresh_cell`] does the same under a new cell (NPT), rebuilding every ghost as
+//! `owner + shift · H_new` and keeping the subdomains' fractional slices.
 //!
 //! # Example
 //!
@@ -69,9 +99,14 @@ mod error;
 mod eval;
 mod exchange;
 mod grid;
+mod migrate;
 
 pub use domain::{Domain, Swap};
 pub use error::DomainError;
-pub use eval::{evaluate, evaluate_with, Evaluation, PerAtom, RankInput, RankOutput};
+pub use eval::{
+    evaluate, evaluate_local, evaluate_with, Evaluation, LocalEvaluation, PerAtom, RankInput,
+    RankOutput,
+};
 pub use exchange::{DomainExchange, ExchangeStats};
 pub use grid::ProcGrid;
+pub use migrate::LocalAtoms;

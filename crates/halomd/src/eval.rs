@@ -155,7 +155,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
 }
 
 /// Parses `AxBxC` into three positive counts.
-fn parse_grid(s: &str) -> Result<[usize; 3], String> {
+pub(crate) fn parse_grid(s: &str) -> Result<[usize; 3], String> {
     let parts: Vec<&str> = s.split(['x', 'X']).collect();
     let dims: Vec<usize> = parts
         .iter()

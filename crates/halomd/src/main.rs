@@ -8,6 +8,8 @@ mod bench;
 mod eval;
 mod neighbors;
 mod ranks;
+mod run;
+mod signals;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -38,6 +40,9 @@ enum Command {
     /// Print a model's type map, cutoffs, sel, descriptor options, parameter count, precision
     /// and ghost-exchange manifest.
     Inspect(eval::InspectArgs),
+    /// Run molecular dynamics or a minimisation from a TOML input file, on one or many
+    /// ranks (`halomd run examples/cu-emt/nvt.toml`).
+    Run(run::RunArgs),
     /// Time repeated evaluations of a model on a structure and report the peak memory.
     Bench(bench::BenchArgs),
 }
@@ -52,12 +57,20 @@ pub enum ReportFormat {
 }
 
 fn main() -> ExitCode {
+    // Like every Unix filter, end quietly when the reader of our output goes away
+    // (`halomd inspect m.dp | head`) instead of panicking on the failed write.
+    // SAFETY: resets one signal's disposition before any other thread exists.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Neighbors(args) => neighbors::run(&args),
         Command::Eval(args) => eval::eval(&args),
         Command::Inspect(args) => eval::inspect(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Run(args) => run::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,8 +19,7 @@
 use anyhow::{bail, Context, Result};
 use halo_comm::{threads, Comm, CommKind, CommOptions};
 use halo_core::System;
-use halo_domain::{evaluate, Domain, Evaluation, ProcGrid, RankOutput};
-use halo_model::descriptor::DescriptorInput;
+use halo_domain::{evaluate, Domain, Evaluation, ProcGrid};
 use halo_model::model::{EnergyModel, EvalParams, LocalOutput};
 use halo_nlist::NeighborList;
 use std::sync::Mutex;
@@ -37,25 +36,151 @@ pub fn evaluate_ranks(
     comm: &str,
     null_types: &[String],
 ) -> Result<Option<LocalOutput>> {
-    let kind = parse_kind(comm)?;
-    let opts = CommOptions::from_env()?;
+    let launch = Launch::new(comm, nranks, grid, "eval")?;
     let model_types = model.map_types_null(system, null_types)?;
-    let job = Job {
-        model,
-        system,
-        model_types: &model_types,
-        params,
-    };
-    match kind {
-        CommKind::Threads => job.threads(
-            resolve_grid(system, default_ranks(nranks, grid), grid)?,
-            &opts,
-        ),
-        CommKind::Shm => job.shm(
-            resolve_grid(system, default_ranks(nranks, grid), grid)?,
-            &opts,
-        ),
-        CommKind::Mpi => job.mpi(nranks, grid, &opts),
+    let warnings = Mutex::new(Vec::new());
+    let eval = launch.run(system, true, |comm, grid| {
+        rank_eval(model, system, &model_types, params, comm, grid, &warnings)
+    })?;
+    let warnings = take(warnings);
+    match eval {
+        Some(eval) => to_output(eval, warnings).map(Some),
+        None => {
+            for w in &warnings {
+                eprintln!("halomd: warning: {w}");
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// How to start the ranks of one job: backend, rank count, grid and communicator options.
+pub struct Launch {
+    kind: CommKind,
+    nranks: Option<usize>,
+    grid: Option<[usize; 3]>,
+    opts: CommOptions,
+    label: &'static str,
+}
+
+impl Launch {
+    /// Parses `--comm` and reads the communicator options from the environment.
+    pub fn new(
+        comm: &str,
+        nranks: Option<usize>,
+        grid: Option<[usize; 3]>,
+        label: &'static str,
+    ) -> Result<Self> {
+        Ok(Launch {
+            kind: parse_kind(comm)?,
+            nranks,
+            grid,
+            opts: CommOptions::from_env()?,
+            label,
+        })
+    }
+
+    /// Whether this process is the shm launcher (it starts the ranks and runs none).
+    pub fn is_shm_launcher(&self) -> bool {
+        self.kind == CommKind::Shm && std::env::var_os(halo_comm::ENV_RANK).is_none()
+    }
+
+    /// Runs `f` once per rank and returns rank 0's value in the process that holds rank 0;
+    /// `None` in other processes (ranks other than 0, the shm launcher). With `capture` the
+    /// shm launcher collects the ranks' output and prints it when they end (rank 0's stdout
+    /// verbatim, every stderr line prefixed with its rank); without, the ranks write to the
+    /// terminal directly (live progress of long runs).
+    pub fn run<T: Send>(
+        &self,
+        system: &System,
+        capture: bool,
+        f: impl Fn(&dyn Comm, ProcGrid) -> Result<T> + Sync,
+    ) -> Result<Option<T>> {
+        match self.kind {
+            CommKind::Threads => {
+                let grid = resolve_grid(system, default_ranks(self.nranks, self.grid), self.grid)?;
+                let outs = threads::run(grid.nranks(), &self.opts, |comm| f(&comm, grid))?;
+                let mut first = None;
+                for out in outs {
+                    let out = out?;
+                    first.get_or_insert(out);
+                }
+                first.context("no rank returned a result").map(Some)
+            }
+            CommKind::Shm => {
+                let grid = resolve_grid(system, default_ranks(self.nranks, self.grid), self.grid)?;
+                self.shm(grid, capture, f)
+            }
+            CommKind::Mpi => self.mpi(system, f),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn shm<T>(
+        &self,
+        grid: ProcGrid,
+        capture: bool,
+        f: impl Fn(&dyn Comm, ProcGrid) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if std::env::var_os(halo_comm::ENV_RANK).is_none() {
+            shm_launch(grid.nranks(), &self.opts, self.label, capture)?;
+            return Ok(None);
+        }
+        let comm = halo_comm::shm::ShmComm::from_env(&self.opts).context("joining the shm job")?;
+        if comm.size() != grid.nranks() {
+            bail!(
+                "{}={} but the arguments ask for {} ranks",
+                halo_comm::ENV_NRANKS,
+                comm.size(),
+                grid.nranks()
+            );
+        }
+        let out = f(&comm, grid);
+        finish_rank(comm, out)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn shm<T>(
+        &self,
+        _grid: ProcGrid,
+        _capture: bool,
+        _f: impl Fn(&dyn Comm, ProcGrid) -> Result<T>,
+    ) -> Result<Option<T>> {
+        bail!("--comm shm needs Linux")
+    }
+
+    /// `--comm mpi`: this process is one rank of the MPI world.
+    #[cfg(feature = "mpi")]
+    fn mpi<T>(
+        &self,
+        system: &System,
+        f: impl Fn(&dyn Comm, ProcGrid) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let comm = halo_comm::mpi::MpiComm::init(&self.opts).context("starting MPI")?;
+        let size = comm.size();
+        // Without --ranks/--grid, mpirun's process count decides.
+        let nranks = self
+            .nranks
+            .unwrap_or_else(|| self.grid.map_or(size, |g| g.iter().product()));
+        if nranks != size {
+            bail!(
+                "{nranks} ranks were asked for (--ranks/--grid) but the MPI world has {size} \
+                 processes (mpirun -n); leave --ranks out to use the world size"
+            );
+        }
+        let grid = resolve_grid(system, nranks, self.grid)?;
+        let out = f(&comm, grid);
+        finish_rank(comm, out)
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    fn mpi<T>(
+        &self,
+        _system: &System,
+        _f: impl Fn(&dyn Comm, ProcGrid) -> Result<T>,
+    ) -> Result<Option<T>> {
+        // `parse_kind` already refused `mpi`; this keeps the match exhaustive.
+        bail!("--comm mpi: this halomd was built without `--features mpi`")
     }
 }
 
@@ -71,7 +196,7 @@ fn parse_kind(comm: &str) -> Result<CommKind> {
         Err(_) if comm.trim().eq_ignore_ascii_case("mpi") => bail!(
             "--comm mpi: this halomd was built without MPI support; rebuild it with \
              `cargo build --release -p halomd --features mpi` (needs an MPI library, e.g. \
-             OpenMPI, and libclang) and start it with `mpirun -n N halomd eval --comm mpi ...`"
+             OpenMPI, and libclang) and start it with `mpirun -n N halomd ... --comm mpi`"
         ),
         Err(e) => Err(e).context("--comm"),
     }
@@ -96,137 +221,32 @@ fn resolve_grid(system: &System, nranks: usize, grid: Option<[usize; 3]>) -> Res
     })
 }
 
-/// The inputs every rank shares.
-struct Job<'a> {
-    model: &'a EnergyModel,
-    system: &'a System,
-    model_types: &'a [i32],
-    params: &'a EvalParams,
-}
-
-impl Job<'_> {
-    /// All ranks as threads of this process.
-    fn threads(&self, grid: ProcGrid, opts: &CommOptions) -> Result<Option<LocalOutput>> {
-        let warnings = Mutex::new(Vec::new());
-        let outs = threads::run(grid.nranks(), opts, |comm| {
-            self.rank_eval(&comm, grid, &warnings)
-        })?;
-        let mut first = None;
-        for out in outs {
-            let out = out?;
-            first.get_or_insert(out);
-        }
-        let eval = first.context("no rank returned a result")?;
-        to_output(eval, take(warnings)).map(Some)
-    }
-
-    /// `--comm shm`: launch the ranks, or, in a launched process, be one.
-    #[cfg(target_os = "linux")]
-    fn shm(&self, grid: ProcGrid, opts: &CommOptions) -> Result<Option<LocalOutput>> {
-        if std::env::var_os(halo_comm::ENV_RANK).is_none() {
-            return shm_launch(grid.nranks(), opts);
-        }
-        let comm = halo_comm::shm::ShmComm::from_env(opts).context("joining the shm job")?;
-        if comm.size() != grid.nranks() {
-            bail!(
-                "{}={} but the arguments ask for {} ranks",
-                halo_comm::ENV_NRANKS,
-                comm.size(),
-                grid.nranks()
-            );
-        }
-        let warnings = Mutex::new(Vec::new());
-        let eval = self.rank_eval(&comm, grid, &warnings);
-        finish_rank(comm, eval, warnings)
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn shm(&self, _grid: ProcGrid, _opts: &CommOptions) -> Result<Option<LocalOutput>> {
-        bail!("--comm shm needs Linux")
-    }
-
-    /// `--comm mpi`: this process is one rank of the MPI world.
-    #[cfg(feature = "mpi")]
-    fn mpi(
-        &self,
-        nranks: Option<usize>,
-        grid: Option<[usize; 3]>,
-        opts: &CommOptions,
-    ) -> Result<Option<LocalOutput>> {
-        let comm = halo_comm::mpi::MpiComm::init(opts).context("starting MPI")?;
-        let size = comm.size();
-        // Without --ranks/--grid, mpirun's process count decides.
-        let nranks = nranks.unwrap_or_else(|| grid.map_or(size, |g| g.iter().product()));
-        if nranks != size {
-            bail!(
-                "{nranks} ranks were asked for (--ranks/--grid) but the MPI world has {size} \
-                 processes (mpirun -n); leave --ranks out to use the world size"
-            );
-        }
-        let grid = resolve_grid(self.system, nranks, grid)?;
-        let warnings = Mutex::new(Vec::new());
-        let eval = self.rank_eval(&comm, grid, &warnings);
-        finish_rank(comm, eval, warnings)
-    }
-
-    #[cfg(not(feature = "mpi"))]
-    fn mpi(
-        &self,
-        _nranks: Option<usize>,
-        _grid: Option<[usize; 3]>,
-        _opts: &CommOptions,
-    ) -> Result<Option<LocalOutput>> {
-        // `parse_kind` already refused `mpi`; this keeps the match exhaustive.
-        bail!("--comm mpi: this halomd was built without `--features mpi`")
-    }
-
-    /// One rank's part: decompose, build the ghost shell, evaluate, fold, reduce, gather.
-    fn rank_eval(
-        &self,
-        comm: &dyn Comm,
-        grid: ProcGrid,
-        warnings: &Mutex<Vec<String>>,
-    ) -> Result<Evaluation> {
-        let model = self.model;
-        let rcut = model.rcut();
-        let sel = model.nnei_layout();
-        let domain = Domain::build(comm, self.system, grid, rcut)?;
-        let eval = evaluate(comm, &domain, |inp, ex| {
-            let types_i32: Vec<i32> = inp.gids.iter().map(|&g| self.model_types[g]).collect();
-            let list = NeighborList::build(inp.coords, inp.nloc, rcut)?;
-            // NULL-type atoms leave the list entirely, as DeePMD-kit drops them before its
-            // search, so they never take a sel slot; their type index is then never read.
-            let list = if types_i32.iter().any(|&t| t < 0) {
-                let keep: Vec<bool> = types_i32.iter().map(|&t| t >= 0).collect();
-                list.retain(&keep)?
-            } else {
-                list
-            };
-            let types: Vec<usize> = types_i32.iter().map(|&t| t.max(0) as usize).collect();
-            let dense = list.to_dense(&types, &sel)?;
-            if let Some(w) = dense.warning() {
-                if let Ok(mut all) = warnings.lock() {
-                    all.push(format!("rank {}: {w}", inp.rank));
-                }
+/// One rank's part of `halomd eval`: decompose, build the ghost shell, evaluate, fold,
+/// reduce, gather.
+fn rank_eval(
+    model: &EnergyModel,
+    system: &System,
+    model_types: &[i32],
+    params: &EvalParams,
+    comm: &dyn Comm,
+    grid: ProcGrid,
+    warnings: &Mutex<Vec<String>>,
+) -> Result<Evaluation> {
+    let rcut = model.rcut();
+    let sel = model.nnei_layout();
+    let domain = Domain::build(comm, system, grid, rcut)?;
+    let eval = evaluate(comm, &domain, |inp, ex| {
+        let list = NeighborList::build(inp.coords, inp.nloc, rcut)?;
+        let (out, (_, warning)) =
+            halo_md::force::rank_output(model, model_types, params, &sel, list, inp, ex)?;
+        if let Some(w) = warning {
+            if let Ok(mut all) = warnings.lock() {
+                all.push(format!("rank {}: {w}", inp.rank));
             }
-            let input = DescriptorInput {
-                coords: inp.coords,
-                types: &types_i32,
-                nloc: inp.nloc,
-                nlist: &dense.nlist,
-                nnei: dense.width,
-            };
-            let out = model.evaluate(&input, ex, self.params)?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(RankOutput {
-                energy: out.energy,
-                atom_energy: out.atom_energy,
-                force: out.force,
-                virial: out.virial,
-                atom_virial: out.atom_virial,
-            })
-        })?;
-        Ok(eval)
-    }
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(out)
+    })?;
+    Ok(eval)
 }
 
 /// The collected warnings, whatever a panicking rank left in the mutex.
@@ -247,27 +267,15 @@ fn to_output(eval: Evaluation, warnings: Vec<String>) -> Result<LocalOutput> {
     })
 }
 
-/// Ends one process-per-rank evaluation: closes the communicator, then returns rank 0's
-/// result to be printed; another rank reports its warnings on stderr and returns `None`.
+/// Ends one process-per-rank job: closes the communicator (so peers see this rank finish
+/// or fail right away, and MPI is finalised before the process exits), then returns rank
+/// 0's value; other ranks return `None`.
 #[cfg(any(target_os = "linux", feature = "mpi"))]
-fn finish_rank<C: Comm>(
-    comm: C,
-    eval: Result<Evaluation>,
-    warnings: Mutex<Vec<String>>,
-) -> Result<Option<LocalOutput>> {
+fn finish_rank<C: Comm, T>(comm: C, out: Result<T>) -> Result<Option<T>> {
     let rank = comm.rank();
-    // Closed before anything else, so peers see this rank finish (or fail) right away,
-    // and MPI is finalised before the process exits.
     drop(comm);
-    let eval = eval?;
-    let warnings = take(warnings);
-    if rank != 0 {
-        for w in &warnings {
-            eprintln!("halomd: warning: {w}");
-        }
-        return Ok(None);
-    }
-    to_output(eval, warnings).map(Some)
+    let out = out?;
+    Ok((rank == 0).then_some(out))
 }
 
 /// How long the shm launcher waits beyond the communicator timeout before it kills ranks.
@@ -275,18 +283,22 @@ fn finish_rank<C: Comm>(
 const SHM_LAUNCH_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The shm launcher: runs `nranks` copies of this executable with the same arguments as
-/// the ranks of one job, passes rank 0's output on and forwards every rank's stderr.
-/// Returns an error naming the failed ranks, and otherwise `None` (rank 0 has printed the
-/// result, so there is nothing left for the caller to print).
+/// the ranks of one job and fails, naming the ranks, if any rank fails. With `capture` it
+/// passes rank 0's output on and forwards every rank's stderr once they end, and gives up
+/// on ranks still running after the communicator timeout plus a margin (an evaluation);
+/// without, the ranks own the terminal and may run as long as they like (an MD run: their
+/// own communicators time out if a peer hangs). SIGINT and SIGTERM reaching the launcher
+/// are passed on to the ranks, which checkpoint and stop; the launcher waits for them.
 #[cfg(target_os = "linux")]
-fn shm_launch(nranks: usize, opts: &CommOptions) -> Result<Option<LocalOutput>> {
+fn shm_launch(nranks: usize, opts: &CommOptions, label: &str, capture: bool) -> Result<()> {
     use std::io::Write;
 
     let exe = std::env::current_exe().context("finding this executable to start the ranks")?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let job = halo_comm::shm::Job::spawn_named(
-        &halo_comm::shm::unique_job_name("eval"),
+    let job = halo_comm::shm::Job::spawn_with(
+        &halo_comm::shm::unique_job_name(label),
         nranks,
+        capture,
         |_rank| {
             let mut cmd = std::process::Command::new(&exe);
             cmd.args(&args);
@@ -294,8 +306,18 @@ fn shm_launch(nranks: usize, opts: &CommOptions) -> Result<Option<LocalOutput>> 
         },
     )
     .with_context(|| format!("starting {nranks} shm ranks"))?;
-    let limit = opts.timeout + SHM_LAUNCH_MARGIN;
+    let forward = if capture {
+        None
+    } else {
+        crate::signals::forward_to(&job)
+    };
+    let limit = if capture {
+        opts.timeout + SHM_LAUNCH_MARGIN
+    } else {
+        std::time::Duration::MAX
+    };
     let report = job.wait(limit);
+    drop(forward);
     {
         let mut err = std::io::stderr().lock();
         for r in &report.ranks {
@@ -333,5 +355,5 @@ fn shm_launch(nranks: usize, opts: &CommOptions) -> Result<Option<LocalOutput>> 
         .write_all(out.as_bytes())
         .and_then(|()| stdout.flush())
         .context("writing rank 0's output")?;
-    Ok(None)
+    Ok(())
 }

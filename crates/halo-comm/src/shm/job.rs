@@ -93,6 +93,17 @@ impl Job {
     pub fn spawn_named(
         job: &str,
         nranks: usize,
+        command: impl FnMut(usize) -> Command,
+    ) -> Result<Job, CommError> {
+        Job::spawn_with(job, nranks, true, command)
+    }
+
+    /// Like [`Job::spawn_named`]; with `capture` false the ranks write straight to this
+    /// process's stdout and stderr (live output of long runs) and the report's are empty.
+    pub fn spawn_with(
+        job: &str,
+        nranks: usize,
+        capture: bool,
         mut command: impl FnMut(usize) -> Command,
     ) -> Result<Job, CommError> {
         let mut j = Job {
@@ -104,9 +115,12 @@ impl Job {
             cmd.env(ENV_JOB, job)
                 .env(ENV_RANK, rank.to_string())
                 .env(ENV_NRANKS, nranks.to_string())
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+                .stdin(Stdio::null());
+            if capture {
+                cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            } else {
+                cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+            }
             // On failure `j` is dropped, which kills the ranks already started.
             let mut child = cmd.spawn().map_err(|source| CommError::Io {
                 context: format!("starting rank {rank} of job {job:?}"),
