@@ -237,8 +237,13 @@ impl<'a> Runner<'a> {
                 traj_due(first_step),
             )?;
         }
+        // A minimisation has no physical time step, so no ns/day.
+        let progress_dt = match cfg.input.task {
+            Task::Md(_) => self.plan.dt,
+            Task::Minimize(_) => 0.0,
+        };
         let mut progress =
-            rank0.then(|| Progress::new(out.progress, self.plan.steps, first_step, self.plan.dt));
+            rank0.then(|| Progress::new(out.progress, self.plan.steps, first_step, progress_dt));
         let start = Instant::now();
         let mut rebuilds = 0u64;
         let mut migrated = 0u64;
