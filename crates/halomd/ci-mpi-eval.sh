@@ -67,3 +67,32 @@ if ! echo "$out" | grep -q "MPI world has 2 processes"; then
     exit 1
 fi
 echo "rank mismatch: ok"
+
+echo "== mpirun -n 2 halomd run --comm mpi: the same thermo CSV, bit for bit, as --comm threads"
+root=$(pwd)
+for comm in threads mpi; do
+    mkdir -p "$tmp/run-$comm"
+    cat >"$tmp/run-$comm/in.toml" <<TOML
+structure = "$root/examples/cu-emt/cu256.xyz"
+model = "$root/examples/cu-emt/cu_se_e2_a.dp"
+[md]
+ensemble = "nvt"
+temperature = 600
+timestep = 2
+steps = 60
+skin = 0.3
+[output]
+thermo_every = 5
+trajectory_every = 20
+checkpoint_every = 30
+progress = "never"
+[parallel]
+ranks = 2
+comm = "$comm"
+TOML
+done
+"$exe" run "$tmp/run-threads/in.toml"
+timeout 600 "$mpirun" "${flags[@]}" -n 2 "$exe" run "$tmp/run-mpi/in.toml"
+cmp "$tmp/run-threads/thermo.csv" "$tmp/run-mpi/thermo.csv"
+cmp "$tmp/run-threads/traj.xyz" "$tmp/run-mpi/traj.xyz"
+echo "run under mpi: thermo and trajectory identical to threads"
