@@ -684,7 +684,7 @@ fn lammps_dump_triclinic_preserves_geometry() {
     assert_eq!(d.header, "ITEM: BOX BOUNDS xy xz yz pp pp pp");
     assert_eq!(
         d.columns,
-        ["id", "type", "element", "x", "y", "z", "vx", "vy", "vz", "fx", "fy", "fz"]
+        ["id", "type", "element", "xu", "yu", "zu", "vx", "vy", "vz", "fx", "fy", "fz"]
     );
     assert_eq!(d.column("id"), ["1", "2", "3", "4", "5"]);
     assert_eq!(d.column("type"), ["1", "2", "2", "1", "2"]);
@@ -703,7 +703,7 @@ fn lammps_dump_triclinic_preserves_geometry() {
         }
     }
     // Fractional coordinates in the dump's box equal those in the original cell.
-    let x = d.vec3(["x", "y", "z"]);
+    let x = d.vec3(["xu", "yu", "zu"]);
     for (xd, x0) in x.iter().zip(&a.x) {
         let (s_dump, s_orig) = (frac(*xd, &hd), frac(*x0, h));
         for k in 0..3 {
@@ -757,7 +757,7 @@ fn lammps_dump_restricted_and_orthogonal_cells_are_written_unrotated() {
         d.bounds,
         [vec![0.0, 10.0], vec![0.0, 11.5], vec![0.0, 12.25]]
     );
-    assert_eq!(d.vec3(["x", "y", "z"]), a.x);
+    assert_eq!(d.vec3(["xu", "yu", "zu"]), a.x);
     // Velocities: Å/fs × 1000, done on the decimal text, so exact.
     let v = d.vec3(["vx", "vy", "vz"]);
     assert_eq!(v[0], [10.0, -20.0, 3.0]);
@@ -776,7 +776,7 @@ fn lammps_dump_restricted_and_orthogonal_cells_are_written_unrotated() {
     assert_eq!(d.bounds[1], [-0.5, 4.0, 2.0]);
     assert_eq!(d.bounds[2], [0.0, 6.0, -0.5]);
     assert_eq!(d.matrix(), *tri.matrix());
-    assert_eq!(d.vec3(["x", "y", "z"]), a.x);
+    assert_eq!(d.vec3(["xu", "yu", "zu"]), a.x);
 
     // No cell: the atoms' bounding box, non-periodic.
     let text = format_frame(&frame(&a, None, 1), TrajFormat::LammpsDump).unwrap();

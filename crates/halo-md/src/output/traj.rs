@@ -20,7 +20,8 @@
 //!
 //! **LAMMPS dump** (`metal` units, as `dump custom` writes it): `ITEM: TIME` (ps),
 //! `ITEM: TIMESTEP`, `ITEM: NUMBER OF ATOMS`, `ITEM: BOX BOUNDS` and
-//! `ITEM: ATOMS id type element x y z [vx vy vz] [fx fy fz]` with `id = gid + 1`,
+//! `ITEM: ATOMS id type element xu yu zu [vx vy vz] [fx fy fz]` with `id = gid + 1`,
+//! (unwrapped coordinates: the MD loop writes positions plus image flags times the cell),
 //! `type = type index + 1`, velocities in Å/ps and forces in eV/Å. LAMMPS boxes are restricted
 //! triclinic (`a` along x, `b` in the xy plane), so a general cell is rotated into that frame,
 //! and positions, velocities and forces with it: the dump's box and coordinates describe the same
@@ -424,7 +425,7 @@ fn lammps_frame(fr: &TrajFrame<'_>) -> String {
             }
         }
     }
-    out.push_str("ITEM: ATOMS id type element x y z");
+    out.push_str("ITEM: ATOMS id type element xu yu zu");
     if fr.velocities.is_some() {
         out.push_str(" vx vy vz");
     }
