@@ -731,7 +731,9 @@ impl<'a> Runner<'a> {
 fn recorded(outputs: &[(String, u64)], path: &Path) -> Result<u64, MdError> {
     crate::output::recorded_len(outputs, path).ok_or_else(|| MdError::Checkpoint {
         path: path.display().to_string(),
-        msg: "the checkpoint has no record of this output file".into(),
+        msg: "the checkpoint records no length for this trajectory (was it added or renamed \
+              after the checkpoint was written?); remove it from the input or start a new run"
+            .into(),
     })
 }
 
