@@ -532,7 +532,7 @@ impl EnergyModel {
                 m.map(|m| m as i32).ok_or_else(|| {
                     EvalError::Input(format!(
                         "atom {i} is `{name}`, which is not in the model's type map [{}] \
-                         (name it in --null-types to leave such atoms out of the model)",
+                         (list it in `--null-types` of eval or `null_types` of a run input to leave such atoms out of the model)",
                         self.type_map.join(", ")
                     ))
                 })
