@@ -16,12 +16,11 @@
 //! restarted run rebuilds from the same wrapped positions, which gives the same subdomains,
 //! ghost order and neighbour lists, hence the same forces, bit for bit.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use halo_comm::{Comm, CommExt, Op};
-use halo_core::{Cell, System};
+use halo_core::{Cell, System, Vec3};
 use halo_domain::{Domain, LocalAtoms, ProcGrid};
 use halo_model::model::{EnergyModel, EvalParams};
 use halo_nlist::RebuildCheck;
@@ -40,8 +39,9 @@ use crate::output::traj::{TrajFrame, TrajWriter};
 use crate::progress::Progress;
 use crate::velocity;
 
-/// Values that travel with an atom when it migrates: type, mass, velocity, image flags.
-const PAYLOAD: usize = 8;
+/// Values that travel with an atom when it migrates (besides gid, type and position): mass,
+/// velocity, image flags.
+const PAYLOAD: usize = 7;
 
 /// Values per atom gathered for a checkpoint or a frame: gid, type, mass, x, v, f, image.
 const GATHERED: usize = 15;
@@ -120,7 +120,9 @@ struct Runner<'a> {
 struct Writers {
     thermo: Option<ThermoLog>,
     traj: Option<TrajWriter>,
-    rows: Vec<ThermoRow>,
+    /// Thermo rows for the plot, kept only when it is asked for and there is no CSV to read
+    /// them back from.
+    rows: Option<Vec<ThermoRow>>,
 }
 
 impl<'a> Runner<'a> {
@@ -187,16 +189,8 @@ impl<'a> Runner<'a> {
         let (mut domain, mut atoms, _) = self.rebuild(&cell, atoms, &mut forces)?;
         let mut check = RebuildCheck::new(forces.rcut(), forces.skin(), &atoms.x, cell.as_ref());
         let mut pot = self.evaluate(&mut forces, &domain, &mut atoms)?;
-        let natoms = self.natoms;
         {
-            let mut ctx = Ctx {
-                comm,
-                atoms: &mut atoms,
-                cell: &mut cell,
-                natoms,
-                dt: self.plan.dt,
-                step: first_step,
-            };
+            let mut ctx = self.ctx(&mut atoms, &mut cell, first_step);
             match cfg.restart {
                 Some(ck) => integrator.set_state(&ck.integrator_state)?,
                 None => self.init_velocities(&mut ctx)?,
@@ -226,15 +220,15 @@ impl<'a> Runner<'a> {
         };
         let mut row = self.thermo(&atoms, &cell, &pot, integrator.as_ref(), first_step, time)?;
         if cfg.restart.is_none() {
+            let all = self.gather_if(traj_due(first_step), &atoms)?;
             self.write_step(
                 &mut writers,
                 first_step,
                 &row,
-                &atoms,
                 &cell,
                 &pot,
                 thermo_due(first_step) || first_step == last_step,
-                traj_due(first_step),
+                all.as_ref(),
             )?;
         }
         // A minimisation has no physical time step, so no ns/day.
@@ -253,17 +247,7 @@ impl<'a> Runner<'a> {
         while step < last_step {
             step += 1;
             time += self.plan.dt;
-            {
-                let mut ctx = Ctx {
-                    comm,
-                    atoms: &mut atoms,
-                    cell: &mut cell,
-                    natoms,
-                    dt: self.plan.dt,
-                    step,
-                };
-                integrator.pre_force(&mut ctx)?;
-            }
+            integrator.pre_force(&mut self.ctx(&mut atoms, &mut cell, step))?;
             let local = u8::from(check.needs_rebuild(&atoms.x, cell.as_ref()));
             let mut flag = [f64::from(local)];
             comm.allreduce_f64(&mut flag, Op::Max)?;
@@ -280,17 +264,7 @@ impl<'a> Runner<'a> {
                 }
             }
             pot = self.evaluate(&mut forces, &domain, &mut atoms)?;
-            {
-                let mut ctx = Ctx {
-                    comm,
-                    atoms: &mut atoms,
-                    cell: &mut cell,
-                    natoms,
-                    dt: self.plan.dt,
-                    step,
-                };
-                integrator.post_force(&mut ctx, &pot)?;
-            }
+            integrator.post_force(&mut self.ctx(&mut atoms, &mut cell, step), &pot)?;
             converged = integrator.converged();
             let stop_local = cfg.stop.is_some_and(|s| s.load(Ordering::Relaxed));
             let mut flag = [f64::from(u8::from(stop_local))];
@@ -301,18 +275,21 @@ impl<'a> Runner<'a> {
             if thermo_now {
                 row = self.thermo(&atoms, &cell, &pot, integrator.as_ref(), step, time)?;
             }
+            let frame = traj_due(step);
+            let save = ck_due(step) || (interrupted && out.checkpoint.is_some());
+            // One gather serves the frame and the checkpoint of the same step.
+            let all = self.gather_if(frame || save, &atoms)?;
             self.write_step(
                 &mut writers,
                 step,
                 &row,
-                &atoms,
                 &cell,
                 &pot,
                 thermo_now,
-                traj_due(step),
+                all.as_ref().filter(|_| frame),
             )?;
-            if ck_due(step) || (interrupted && out.checkpoint.is_some()) {
-                self.checkpoint(&mut writers, step, time, &atoms, &cell, integrator.as_ref())?;
+            if save {
+                self.checkpoint(&mut writers, step, time, all, &cell, integrator.as_ref())?;
             }
             if let Some(p) = progress.as_mut() {
                 p.update(step, thermo_now.then_some(&row));
@@ -345,6 +322,18 @@ impl<'a> Runner<'a> {
             atoms: gathered,
             cell,
         })
+    }
+
+    /// What the integrator may touch at `step`.
+    fn ctx<'b>(&'b self, atoms: &'b mut Atoms, cell: &'b mut Option<Cell>, step: u64) -> Ctx<'b> {
+        Ctx {
+            comm: self.comm,
+            atoms,
+            cell,
+            natoms: self.natoms,
+            dt: self.plan.dt,
+            step,
+        }
     }
 
     /// `model.head` as the index of a head of a multi-task model.
@@ -488,7 +477,6 @@ impl<'a> Runner<'a> {
                 f64::from(im[0]),
                 f64::from(im[1]),
                 f64::from(im[2]),
-                0.0,
             ]);
         }
         let local = LocalAtoms {
@@ -592,7 +580,7 @@ impl<'a> Runner<'a> {
         let traj = match &out.trajectory {
             Some(p) => {
                 let len = match resume {
-                    Some(r) => Some(recorded(r, p)?),
+                    Some(r) => Some(crate::output::resume_len(r, p, "trajectory")?),
                     None => None,
                 };
                 Some(TrajWriter::create(p, out.trajectory_format, len)?)
@@ -602,64 +590,62 @@ impl<'a> Runner<'a> {
         Ok(Writers {
             thermo,
             traj,
-            rows: Vec::new(),
+            rows: (out.plot.is_some() && out.thermo_csv.is_none()).then(Vec::new),
         })
     }
 
-    /// Writes the thermo row and trajectory frame of `step` (collective when a frame is due).
+    /// Writes the thermo row of `step` if `thermo`, and a trajectory frame of `frame` (every
+    /// atom as [`gather_raw`] leaves it on rank 0) if given.
     #[allow(clippy::too_many_arguments)]
     fn write_step(
         &self,
         writers: &mut Option<Writers>,
         step: u64,
         row: &ThermoRow,
-        atoms: &Atoms,
         cell: &Option<Cell>,
         pot: &Potential,
         thermo: bool,
-        frame: bool,
+        frame: Option<&Atoms>,
     ) -> Result<(), MdError> {
         if thermo {
             if let Some(w) = writers.as_mut() {
                 if let Some(t) = w.thermo.as_mut() {
                     t.write(row)?;
                 }
-                w.rows.push(*row);
+                if let Some(rows) = w.rows.as_mut() {
+                    rows.push(*row);
+                }
             }
         }
-        if frame {
-            let all = self.gather(atoms, cell)?;
-            if let (Some(w), Some(all)) = (writers.as_mut(), all) {
-                if let Some(t) = w.traj.as_mut() {
-                    t.write(&TrajFrame {
-                        step,
-                        time: row.time,
-                        cell: cell.as_ref(),
-                        type_names: &self.type_names,
-                        types: &all.types,
-                        positions: &all.x,
-                        velocities: Some(&all.v),
-                        forces: Some(&all.f),
-                        energy: Some(pot.energy),
-                    })?;
-                }
+        if let (Some(w), Some(all)) = (writers.as_mut(), frame) {
+            if let Some(t) = w.traj.as_mut() {
+                t.write(&TrajFrame {
+                    step,
+                    time: row.time,
+                    cell: cell.as_ref(),
+                    type_names: &self.type_names,
+                    types: &all.types,
+                    positions: &unwrapped(all, cell),
+                    velocities: Some(&all.v),
+                    forces: Some(&all.f),
+                    energy: Some(pot.energy),
+                })?;
             }
         }
         Ok(())
     }
 
-    /// Writes a checkpoint of `step` (collective; rank 0 writes).
+    /// Writes a checkpoint of `step` on rank 0 from every atom as [`gather_raw`] left them:
+    /// wrapped, the very bits this run holds, which is what a restart must start from.
     fn checkpoint(
         &self,
         writers: &mut Option<Writers>,
         step: u64,
         time: f64,
-        atoms: &Atoms,
+        all: Option<Atoms>,
         cell: &Option<Cell>,
         integrator: &dyn Integrator,
     ) -> Result<(), MdError> {
-        // Gathered in wrapped form: the restart must see the very bits this run holds.
-        let all = gather_raw(self.comm, atoms, self.natoms)?;
         let (Some(w), Some(all)) = (writers.as_mut(), all) else {
             return Ok(());
         };
@@ -703,38 +689,47 @@ impl<'a> Runner<'a> {
             t.sync()?;
         }
         if let Some(png) = &self.cfg.input.output.plot {
-            let rows = match &self.cfg.input.output.thermo_csv {
-                Some(csv) => crate::output::thermo::read_csv(csv)?,
-                None => w.rows.clone(),
+            let rows = match (&self.cfg.input.output.thermo_csv, w.rows.take()) {
+                (Some(csv), _) => crate::output::thermo::read_csv(csv)?,
+                (None, rows) => rows.unwrap_or_default(),
             };
             crate::plot::thermo_png(&rows, png)?;
         }
         Ok(())
     }
 
+    /// [`gather_raw`] when `due` (collective: every rank passes the same `due`).
+    fn gather_if(&self, due: bool, atoms: &Atoms) -> Result<Option<Atoms>, MdError> {
+        if due {
+            gather_raw(self.comm, atoms, self.natoms)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// All atoms on rank 0 in gid order with unwrapped positions.
     fn gather(&self, atoms: &Atoms, cell: &Option<Cell>) -> Result<Option<Atoms>, MdError> {
-        let Some(mut all) = gather_raw(self.comm, atoms, self.natoms)? else {
-            return Ok(None);
-        };
-        if let Some(c) = cell {
-            for (x, n) in all.x.iter_mut().zip(&all.image) {
-                let t = c.shift(*n);
-                *x = [x[0] + t[0], x[1] + t[1], x[2] + t[2]];
-            }
-        }
-        Ok(Some(all))
+        Ok(gather_raw(self.comm, atoms, self.natoms)?.map(|mut all| {
+            all.x = unwrapped(&all, cell);
+            all
+        }))
     }
 }
 
-/// The byte length recorded for `path` in a checkpoint's outputs.
-fn recorded(outputs: &[(String, u64)], path: &Path) -> Result<u64, MdError> {
-    crate::output::recorded_len(outputs, path).ok_or_else(|| MdError::Checkpoint {
-        path: path.display().to_string(),
-        msg: "the checkpoint records no length for this trajectory (was it added or renamed \
-              after the checkpoint was written?); remove it from the input or start a new run"
-            .into(),
-    })
+/// Unwrapped positions `x + image · H` (the positions themselves without a cell).
+fn unwrapped(all: &Atoms, cell: &Option<Cell>) -> Vec<Vec3> {
+    match cell {
+        Some(c) => all
+            .x
+            .iter()
+            .zip(&all.image)
+            .map(|(x, n)| {
+                let t = c.shift(*n);
+                [x[0] + t[0], x[1] + t[1], x[2] + t[2]]
+            })
+            .collect(),
+        None => all.x.clone(),
+    }
 }
 
 /// Moves every atom into the cell along periodic axes, counting the lattice vectors taken

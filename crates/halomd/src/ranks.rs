@@ -98,7 +98,7 @@ impl Launch {
     ) -> Result<Option<T>> {
         match self.kind {
             CommKind::Threads => {
-                let grid = resolve_grid(system, default_ranks(self.nranks, self.grid), self.grid)?;
+                let grid = self.local_grid(system)?;
                 let outs = threads::run(grid.nranks(), &self.opts, |comm| f(&comm, grid))?;
                 let mut first = None;
                 for out in outs {
@@ -107,12 +107,18 @@ impl Launch {
                 }
                 first.context("no rank returned a result").map(Some)
             }
-            CommKind::Shm => {
-                let grid = resolve_grid(system, default_ranks(self.nranks, self.grid), self.grid)?;
-                self.shm(grid, capture, f)
-            }
+            CommKind::Shm => self.shm(self.local_grid(system)?, capture, f),
             CommKind::Mpi => self.mpi(system, f),
         }
+    }
+
+    /// The grid when this process decides the rank count (threads, shm): `--ranks`, else the
+    /// subdomains of `--grid`, else 1.
+    fn local_grid(&self, system: &System) -> Result<ProcGrid> {
+        let nranks = self
+            .nranks
+            .unwrap_or_else(|| self.grid.map_or(1, |g| g.iter().product()));
+        resolve_grid(system, nranks, self.grid)
     }
 
     #[cfg(target_os = "linux")]
@@ -182,11 +188,6 @@ impl Launch {
         // `parse_kind` already refused `mpi`; this keeps the match exhaustive.
         bail!("--comm mpi: this halomd was built without `--features mpi`")
     }
-}
-
-/// Ranks when `--ranks` is not given: the subdomains of `--grid`, else 1.
-fn default_ranks(nranks: Option<usize>, grid: Option<[usize; 3]>) -> usize {
-    nranks.unwrap_or_else(|| grid.map_or(1, |g| g.iter().product()))
 }
 
 /// Parses `--comm`, turning "not built in" into advice on how to build it in.

@@ -67,6 +67,25 @@ fn signal(child: &Child, sig: i32) {
     assert_eq!(rc, 0);
 }
 
+/// Continues the run of `input` from `dir/run.chk` for `steps` steps; it must succeed.
+fn restart(input: &Path, dir: &Path, steps: u64) {
+    let st = halomd(&[
+        "run",
+        input.to_str().unwrap(),
+        "--restart",
+        dir.join("run.chk").to_str().unwrap(),
+        "--steps",
+        &steps.to_string(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
 /// Every frame of the trajectory parses, and their steps are `0, every, 2·every, …`.
 fn frames(dir: &Path) -> Vec<u64> {
     let frames = halo_io::read(&dir.join("traj.xyz"), None).expect("trajectory must parse");
@@ -121,21 +140,7 @@ fn sigterm_then_restart(comm: &str) {
     assert_eq!(*f.last().unwrap(), ck.step / 5 * 5);
     // Continue for 10 more steps.
     let target = ck.step + 10;
-    let st = halomd(&[
-        "run",
-        input.to_str().unwrap(),
-        "--restart",
-        dir.path().join("run.chk").to_str().unwrap(),
-        "--steps",
-        "10",
-    ])
-    .output()
-    .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    restart(&input, dir.path(), 10);
     // Thermo rows: the cadence, plus the rows where each run ended.
     let expect: Vec<u64> = (0..=target)
         .filter(|s| s % 5 == 0 || *s == ck.step || *s == target)
@@ -175,21 +180,7 @@ fn sigkill_never_leaves_a_torn_checkpoint() {
         let ck = halo_md::checkpoint::read(&dir.path().join("run.chk"))
             .expect("the checkpoint must be readable after SIGKILL");
         // Restart and run 3 more steps; every file must then be whole and consistent.
-        let st = halomd(&[
-            "run",
-            input.to_str().unwrap(),
-            "--restart",
-            dir.path().join("run.chk").to_str().unwrap(),
-            "--steps",
-            "3",
-        ])
-        .output()
-        .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        restart(&input, dir.path(), 3);
         let expect: Vec<u64> = (0..=ck.step + 3).collect();
         assert_eq!(
             thermo_steps(dir.path()),

@@ -40,6 +40,18 @@ pub fn recorded_len(outputs: &[(String, u64)], path: &Path) -> Option<u64> {
         .map(|(_, len)| *len)
 }
 
+/// [`recorded_len`] for an output a restart must resume; `what` names the output in the
+/// error a missing record gives.
+pub fn resume_len(outputs: &[(String, u64)], path: &Path, what: &str) -> Result<u64, MdError> {
+    recorded_len(outputs, path).ok_or_else(|| MdError::Checkpoint {
+        path: output_key(path),
+        msg: format!(
+            "the checkpoint records no length for this {what} (was it added or renamed after \
+             the checkpoint was written?); remove it from the input or start a new run"
+        ),
+    })
+}
+
 /// An append-only output file that knows its length.
 ///
 /// Writes go straight to the file (no user-space buffer), one `write_all` per record, so what

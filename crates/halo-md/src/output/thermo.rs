@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use super::{output_key, recorded_len, OutFile};
+use super::{output_key, resume_len, OutFile};
 use crate::MdError;
 
 /// The CSV header line (without the newline).
@@ -69,15 +69,7 @@ impl ThermoLog {
         let open = |path: &Path| -> Result<OutFile, MdError> {
             let len = match resume {
                 None => None,
-                Some(outputs) => Some(recorded_len(outputs, path).ok_or_else(|| {
-                    MdError::Checkpoint {
-                        path: output_key(path),
-                        msg: "the checkpoint records no length for this thermo output (was it \
-                              added after the checkpoint was written?); remove it from the \
-                              input or start a new run"
-                            .into(),
-                    }
-                })?),
+                Some(outputs) => Some(resume_len(outputs, path, "thermo output")?),
             };
             OutFile::open(path, len)
         };
