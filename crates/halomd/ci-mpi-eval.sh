@@ -87,10 +87,11 @@ trajectory_every = 20
 checkpoint_every = 30
 progress = "never"
 [parallel]
-ranks = 2
 comm = "$comm"
 TOML
 done
+# threads needs the rank count; under mpirun the world size decides (no ranks key).
+echo "ranks = 2" >>"$tmp/run-threads/in.toml"
 "$exe" run "$tmp/run-threads/in.toml"
 timeout 600 "$mpirun" "${flags[@]}" -n 2 "$exe" run "$tmp/run-mpi/in.toml"
 cmp "$tmp/run-threads/thermo.csv" "$tmp/run-mpi/thermo.csv"

@@ -52,10 +52,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let par = &input.parallel;
     let grid = args.grid.or(par.grid);
-    let nranks = args
-        .ranks
-        .or(par.ranks)
-        .or_else(|| grid.is_none().then_some(1));
+    // Unset stays unset: the launcher defaults to the grid's size or 1, and under MPI to
+    // the world size.
+    let nranks = args.ranks.or(par.ranks);
     let comm = args.comm.clone().unwrap_or_else(|| par.comm.clone());
     let launch = Launch::new(&comm, nranks, grid, "run")?;
     if launch.is_shm_launcher() {
