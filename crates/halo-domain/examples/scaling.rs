@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use halo_comm::{threads, Comm, CommOptions};
 use halo_core::{Cell, System, Vec3};
 use halo_domain::{evaluate_with, Domain, DomainExchange, ExchangeStats, ProcGrid, RankOutput};
-use halo_model::descriptor::DescriptorInput;
 use halo_model::{EnergyModel, EvalParams};
 use halo_nlist::NeighborList;
 
@@ -130,10 +129,9 @@ fn run(
     let grid = ProcGrid::auto(system, nranks)?;
     let model_types = model.map_types(system)?;
     let rcut = model.rcut();
-    let sel = model.nnei_layout();
     let slots = model.comm_slots();
     let params = EvalParams::default();
-    let (model_types, sel, slots, params) = (&model_types, &sel, &slots, &params);
+    let (model_types, slots, params) = (&model_types, &slots, &params);
     let outs = threads::run(nranks, &CommOptions::default(), |comm| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(nthreads)
@@ -157,19 +155,12 @@ fn run(
                 let t = Instant::now();
                 let c = thread_cpu();
                 let out = evaluate_with(&mut ex, &domain, |inp, ex| {
-                    let types: Vec<usize> = inp.gids.iter().map(|&g| model_types[g]).collect();
+                    let types: Vec<i32> = inp.gids.iter().map(|&g| model_types[g] as i32).collect();
                     let list = NeighborList::build(inp.coords, inp.nloc, rcut)?;
-                    let dense = list.to_dense(&types, sel)?;
-                    overflow = dense.warning();
-                    let types_i32: Vec<i32> = types.iter().map(|&t| t as i32).collect();
-                    let input = DescriptorInput {
-                        coords: inp.coords,
-                        types: &types_i32,
-                        nloc: inp.nloc,
-                        nlist: &dense.nlist,
-                        nnei: dense.width,
-                    };
-                    let out = model.evaluate(&input, ex, params)?;
+                    let r =
+                        model.evaluate_neighbors(inp.coords, &types, inp.nloc, list, ex, params)?;
+                    overflow = r.warning;
+                    let out = r.output;
                     model_stats = ex.stats();
                     Ok::<_, BoxError>(RankOutput {
                         energy: out.energy,

@@ -5,7 +5,6 @@ mod common;
 use halo_comm::{threads, CommOptions};
 use halo_core::System;
 use halo_domain::{evaluate, Domain, Evaluation, ProcGrid, RankOutput};
-use halo_model::descriptor::DescriptorInput;
 use halo_model::{EnergyModel, EvalParams, LocalOutput};
 use halo_nlist::NeighborList;
 
@@ -56,27 +55,14 @@ fn run_ranks(model: &EnergyModel, system: &System, grid: ProcGrid) -> Evaluation
     };
     let model_types = model.map_types(system).unwrap();
     let rcut = model.rcut();
-    let sel = model.nnei_layout();
     let outs = threads::run(grid.nranks(), &CommOptions::default(), |comm| {
         let domain = Domain::build(&comm, system, grid, rcut).unwrap();
         evaluate(&comm, &domain, |inp, ex| {
-            let types: Vec<usize> = inp.gids.iter().map(|&g| model_types[g]).collect();
+            let types: Vec<i32> = inp.gids.iter().map(|&g| model_types[g] as i32).collect();
             let list = NeighborList::build(inp.coords, inp.nloc, rcut)?;
-            let dense = list.to_dense(&types, &sel)?;
-            assert!(
-                dense.warning().is_none(),
-                "sel overflow on rank {}",
-                inp.rank
-            );
-            let types_i32: Vec<i32> = types.iter().map(|&t| t as i32).collect();
-            let input = DescriptorInput {
-                coords: inp.coords,
-                types: &types_i32,
-                nloc: inp.nloc,
-                nlist: &dense.nlist,
-                nnei: dense.width,
-            };
-            let out = model.evaluate(&input, ex, &params)?;
+            let r = model.evaluate_neighbors(inp.coords, &types, inp.nloc, list, ex, &params)?;
+            assert!(r.warning.is_none(), "sel overflow on rank {}", inp.rank);
+            let out = r.output;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(RankOutput {
                 energy: out.energy,
                 atom_energy: out.atom_energy,

@@ -8,9 +8,8 @@
 
 use halo_comm::Comm;
 use halo_domain::{evaluate_local, Domain, DomainExchange, LocalEvaluation, RankInput, RankOutput};
-use halo_model::descriptor::DescriptorInput;
 use halo_model::model::{EnergyModel, EvalParams};
-use halo_nlist::{NeighborList, Sel};
+use halo_nlist::NeighborList;
 
 use crate::error::MdError;
 
@@ -19,7 +18,6 @@ pub struct ModelForces<'a> {
     model: &'a EnergyModel,
     model_types: &'a [i32],
     params: EvalParams,
-    sel: Sel,
     rcut: f64,
     skin: f64,
     list: Option<NeighborList>,
@@ -64,7 +62,6 @@ impl<'a> ModelForces<'a> {
             model,
             model_types,
             params,
-            sel: model.nnei_layout(),
             rcut: model.rcut(),
             skin,
             list: None,
@@ -114,19 +111,14 @@ impl<'a> ModelForces<'a> {
                 domain.nall()
             )));
         }
-        let (model, model_types, params, sel, rcut) = (
-            self.model,
-            self.model_types,
-            &self.params,
-            &self.sel,
-            self.rcut,
-        );
+        let (model, model_types, params, rcut) =
+            (self.model, self.model_types, &self.params, self.rcut);
         let mut warning = None;
         let mut dropped = 0;
         let mut ex = DomainExchange::with_slots(domain, comm, &model.comm_slots());
         let eval = evaluate_local(&mut ex, domain, |inp, ex| {
             let near = list.within(inp.coords, rcut)?;
-            let (out, overflow) = rank_output(model, model_types, params, sel, near, inp, ex)?;
+            let (out, overflow) = rank_output(model, model_types, params, near, inp, ex)?;
             (dropped, warning) = overflow;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(out)
         })?;
@@ -139,36 +131,20 @@ impl<'a> ModelForces<'a> {
 pub type Overflow = (usize, Option<String>);
 
 /// One rank's model evaluation on its extended system, given the neighbour list within the
-/// model cutoff (rows sorted by distance): the per-rank step shared by `halomd eval` and
-/// MD. Returns the output and, if `sel` dropped neighbours, how many and why.
+/// model cutoff (rows sorted by distance): [`EnergyModel::evaluate_neighbors`] with the
+/// types looked up by global id, as the domain driver wants it. Shared by `halomd eval` and
+/// MD.
 pub fn rank_output(
     model: &EnergyModel,
     model_types: &[i32],
     params: &EvalParams,
-    sel: &Sel,
     near: NeighborList,
     inp: &RankInput<'_>,
     ex: &mut DomainExchange<'_>,
 ) -> Result<(RankOutput, Overflow), Box<dyn std::error::Error + Send + Sync>> {
-    let types_i32: Vec<i32> = inp.gids.iter().map(|&g| model_types[g]).collect();
-    // NULL-type atoms leave the list entirely, as DeePMD-kit drops them before its search,
-    // so they never take a sel slot; their type index is then never read.
-    let near = if types_i32.iter().any(|&t| t < 0) {
-        let keep: Vec<bool> = types_i32.iter().map(|&t| t >= 0).collect();
-        near.retain(&keep)?
-    } else {
-        near
-    };
-    let types: Vec<usize> = types_i32.iter().map(|&t| t.max(0) as usize).collect();
-    let dense = near.to_dense(&types, sel)?;
-    let input = DescriptorInput {
-        coords: inp.coords,
-        types: &types_i32,
-        nloc: inp.nloc,
-        nlist: &dense.nlist,
-        nnei: dense.width,
-    };
-    let out = model.evaluate(&input, ex, params)?;
+    let types: Vec<i32> = inp.gids.iter().map(|&g| model_types[g]).collect();
+    let r = model.evaluate_neighbors(inp.coords, &types, inp.nloc, near, ex, params)?;
+    let out = r.output;
     Ok((
         RankOutput {
             energy: out.energy,
@@ -177,6 +153,6 @@ pub fn rank_output(
             virial: out.virial,
             atom_virial: out.atom_virial,
         },
-        (dense.overflow.dropped, dense.warning()),
+        (r.dropped, r.warning),
     ))
 }

@@ -101,6 +101,18 @@ pub struct ModelOutput {
     pub atom_virial: Vec<[f64; 9]>,
 }
 
+/// What [`EnergyModel::evaluate_neighbors`] returns: the model output and what the `sel`
+/// layout had to leave out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeighborOutput {
+    /// The model output on the extended system.
+    pub output: ModelOutput,
+    /// Neighbours within the cutoff left out for lack of `sel` slots.
+    pub dropped: usize,
+    /// A report naming the worst atoms, if any neighbour was dropped.
+    pub warning: Option<String>,
+}
+
 /// What [`EnergyModel::evaluate_system`] returns, folded onto the local atoms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalOutput {
@@ -457,6 +469,45 @@ impl EnergyModel {
         }
     }
 
+    /// Evaluates an extended system from its neighbour list within [`EnergyModel::rcut`]
+    /// (rows sorted by distance, as `NeighborList::build` and `within` leave them): the step
+    /// every caller shares, one process or one rank of many. `types` holds the model type of
+    /// every extended atom, `-1` for atoms left out of the model (LAMMPS `NULL` types), which
+    /// leave the list entirely, as DeePMD-kit drops them before its search, so they never
+    /// take a `sel` slot. The list is then cut to the `sel` layout.
+    pub fn evaluate_neighbors(
+        &self,
+        coords: &[[f64; 3]],
+        types: &[i32],
+        nloc: usize,
+        list: NeighborList,
+        ex: &mut dyn Exchange,
+        params: &EvalParams,
+    ) -> Result<NeighborOutput, EvalError> {
+        let list = if types.iter().any(|&t| t < 0) {
+            let keep: Vec<bool> = types.iter().map(|&t| t >= 0).collect();
+            list.retain(&keep)?
+        } else {
+            list
+        };
+        // A left-out atom's type index is never read once it has left the list.
+        let sel_types: Vec<usize> = types.iter().map(|&t| t.max(0) as usize).collect();
+        let dense = list.to_dense(&sel_types, &self.nnei_layout())?;
+        let input = DescriptorInput {
+            coords,
+            types,
+            nloc,
+            nlist: &dense.nlist,
+            nnei: dense.width,
+        };
+        let output = self.evaluate(&input, ex, params)?;
+        Ok(NeighborOutput {
+            output,
+            dropped: dense.overflow.dropped,
+            warning: dense.warning(),
+        })
+    }
+
     /// Single-process evaluation of a whole system: maps its type names onto the model's,
     /// extends it by periodic images, builds the neighbour list, evaluates, and folds ghost
     /// forces and virials onto their owners.
@@ -476,18 +527,17 @@ impl EnergyModel {
         };
         let ext = halo_nlist::extend(&positions, system.cell.as_ref(), self.rcut())?;
         let list = NeighborList::build(&ext.coords, ext.nloc, self.rcut())?;
-        let ext_types = ext.extend_values(&types)?;
-        let dense = list.to_dense(&ext_types, &self.nnei_layout())?;
-        let types_i32: Vec<i32> = ext_types.iter().map(|&t| t as i32).collect();
-        let input = DescriptorInput {
-            coords: &ext.coords,
-            types: &types_i32,
-            nloc: ext.nloc,
-            nlist: &dense.nlist,
-            nnei: dense.width,
-        };
+        let ext_types: Vec<i32> = ext
+            .extend_values(&types)?
+            .iter()
+            .map(|&t| t as i32)
+            .collect();
         let mut ex = MappingExchange::new(ext.mapping.clone(), ext.nloc);
-        let out = self.evaluate(&input, &mut ex, params)?;
+        let NeighborOutput {
+            output: out,
+            warning,
+            ..
+        } = self.evaluate_neighbors(&ext.coords, &ext_types, ext.nloc, list, &mut ex, params)?;
         let nloc = ext.nloc;
         let mut force: Vec<f64> = out.force.iter().flatten().copied().collect();
         ex.reverse(RowsMut::F64(&mut force), 3)?;
@@ -511,7 +561,7 @@ impl EnergyModel {
             force,
             virial: out.virial,
             atom_virial,
-            warning: dense.warning(),
+            warning,
         })
     }
 

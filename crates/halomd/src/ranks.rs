@@ -234,12 +234,11 @@ fn rank_eval(
     warnings: &Mutex<Vec<String>>,
 ) -> Result<Evaluation> {
     let rcut = model.rcut();
-    let sel = model.nnei_layout();
     let domain = Domain::build(comm, system, grid, rcut)?;
     let eval = evaluate(comm, &domain, |inp, ex| {
         let list = NeighborList::build(inp.coords, inp.nloc, rcut)?;
         let (out, (_, warning)) =
-            halo_md::force::rank_output(model, model_types, params, &sel, list, inp, ex)?;
+            halo_md::force::rank_output(model, model_types, params, list, inp, ex)?;
         if let Some(w) = warning {
             if let Ok(mut all) = warnings.lock() {
                 all.push(format!("rank {}: {w}", inp.rank));
