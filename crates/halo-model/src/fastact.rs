@@ -1,6 +1,6 @@
 //! Slice activations that vectorise: a branch-free `exp` (Cephes range reduction and
-//! polynomial, ≤ 2 ulp) inlined into simple loops, compiled twice (baseline and AVX2+FMA) and
-//! chosen at run time. Used for the activations DeePMD-kit models use (silu, silut/custom_silu,
+//! polynomial, ≤ 2 ulp) inlined into simple loops, compiled three times (baseline,
+//! AVX2+FMA, AVX-512) and chosen at run time. Used for the activations DeePMD-kit models use (silu, silut/custom_silu,
 //! sigmoid, tanh, gelu) by every [`crate::nn::Layer`] and the DPA3 kernels; the others go
 //! through [`Activation::apply_grad`].
 //!
@@ -255,14 +255,30 @@ float_kernels!(f32, k32, sigmoid_f32);
 float_kernels!(f64, k64, sigmoid_f64);
 
 macro_rules! dispatch {
-    ($name:ident, $avx:ident, $t:ty, $k:ident) => {
+    ($name:ident, $avx:ident, $avx512:ident, $t:ty, $k:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         fn $avx(act: Activation, x: &mut [$t], d: Option<&mut [$t]>) {
             $k::run(act, x, d);
         }
 
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
+        fn $avx512(act: Activation, x: &mut [$t], d: Option<&mut [$t]>) {
+            $k::run(act, x, d);
+        }
+
         fn $name(act: Activation, x: &mut [$t], d: Option<&mut [$t]>) {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512dq")
+                && std::is_x86_feature_detected!("avx512vl")
+            {
+                // SAFETY: the CPU supports AVX-512 F/DQ/VL (checked just above), which
+                // implies AVX2 and FMA.
+                unsafe { $avx512(act, x, d) };
+                return;
+            }
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                 // SAFETY: the CPU supports AVX2 and FMA (checked just above).
@@ -274,8 +290,20 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(dispatch_f32, dispatch_f32_avx2, f32, k32);
-dispatch!(dispatch_f64, dispatch_f64_avx2, f64, k64);
+dispatch!(
+    dispatch_f32,
+    dispatch_f32_avx2,
+    dispatch_f32_avx512,
+    f32,
+    k32
+);
+dispatch!(
+    dispatch_f64,
+    dispatch_f64_avx2,
+    dispatch_f64_avx512,
+    f64,
+    k64
+);
 
 #[cfg(test)]
 mod tests {

@@ -96,6 +96,33 @@ fn backward_matches_finite_differences_for_all_variants() {
 }
 
 #[test]
+fn single_layer_models_match_finite_differences() {
+    // With one layer, layer 0 (rank-one angle input) is also the last layer (no edge or angle
+    // output in the parallel update): both shortcuts at once.
+    for name in ["default.json", "sequential.json"] {
+        let fx = load_edited(&data_dir().join(name), |t| {
+            let d = &mut t["descriptor"];
+            d["repflow_args"]["nlayers"] = 1.into();
+            d["repflow_variable"]["repflow_layers"]
+                .as_array_mut()
+                .unwrap()
+                .truncate(1);
+        });
+        let model = fx.dpa3::<f64>();
+        assert_eq!(model.nlayers(), 1);
+        for (f, fr) in fx.frames.iter().enumerate() {
+            let (worst, gmax) = check_frame(&model, fr, 500 + f as u64);
+            assert!(gmax > 1e-3, "{name} {}: gradient vanishes", fr.name);
+            assert!(
+                worst <= 1e-7 * gmax.max(1.0),
+                "{name} {}: max |Δ| {worst:e} vs max |g| {gmax}",
+                fr.name
+            );
+        }
+    }
+}
+
+#[test]
 fn float32_gradients_track_float64() {
     // The float32 path (f32 coordinates differences, f32 arithmetic) against the f64 gradient
     // of the same model.

@@ -88,9 +88,18 @@ pub fn load_all() -> Vec<Fixture> {
 }
 
 pub fn load(path: &Path) -> Fixture {
+    load_edited(path, |_| {})
+}
+
+/// A fixture whose model tree is changed by `edit` before it is read.
+pub fn load_edited(path: &Path, edit: impl FnOnce(&mut Value)) -> Fixture {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let model_path = path.with_file_name(v["model"].as_str().unwrap());
-    let model = ModelFile::from_yaml_file(&model_path).unwrap();
+    let mut tree: Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&model_path).unwrap()).unwrap();
+    edit(&mut tree);
+    let text = serde_json::to_string(&tree).unwrap();
+    let model = ModelFile::from_yaml_str(&text, &model_path).unwrap();
     let frames = v["frames"]
         .as_array()
         .unwrap()

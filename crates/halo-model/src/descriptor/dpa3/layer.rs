@@ -7,11 +7,9 @@
 //! layer of DeePMD is applied as a sum of per-block products (`optim_update`), so node terms are
 //! computed once per atom and neighbour terms once per extended atom (`P = n_ext · W_j`).
 
-use super::config::{Compress, LayerW, Opts, Parsed};
+use super::config::{Affine, AngleW, Compress, LayerW, Opts, Parsed};
 use super::geometry::{self, Geo, GeoGrad, Graph};
-use super::util::{
-    activate, add2_before, add_around, add_assign, axpy, dot, fill_rows, vdot, CHUNK,
-};
+use super::util::{activate, add2_before, add_around, add_assign, axpy, fill_rows, vdot, CHUNK};
 use crate::linalg::{matmul, Op};
 use crate::Real;
 
@@ -29,6 +27,86 @@ pub(crate) struct LayerCtx<'a, T> {
     pub e_in: Option<&'a [T]>,
     /// Layer input angles, `n_pairs × a_dim`; `None` for layer 0.
     pub a_in: Option<&'a [T]>,
+    /// Whether the layer's edge (and angle) outputs are used. Not in the last layer of the
+    /// parallel update: its node update reads only the input edges, so the edge-self and
+    /// angle blocks are dead there.
+    pub edge_update: bool,
+    /// Layer 0's angle products as outer products (see [`A0Proj`]).
+    pub a0: Option<A0Proj<T>>,
+}
+
+impl<'a, T: Real> LayerCtx<'a, T> {
+    /// Context of layer `l`; `e_in`/`a_in` are the stored inputs of layers ≥ 1.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        o: &'a Opts,
+        par: &'a Parsed<T>,
+        l: usize,
+        g: &'a Graph<T>,
+        node: &'a [T],
+        pm: &'a [T],
+        e_in: Option<&'a [T]>,
+        a_in: Option<&'a [T]>,
+    ) -> Self {
+        let lw = &par.layers[l];
+        let a0 = match (&lw.angle, l) {
+            (Some(aw), 0) => Some(A0Proj::new(o, &par.angle_embd, aw)),
+            _ => None,
+        };
+        LayerCtx {
+            o,
+            lw,
+            par,
+            g,
+            node,
+            pm,
+            e_in,
+            a_in,
+            edge_update: l + 1 < o.nlayers || o.sequential,
+            a0,
+        }
+    }
+}
+
+/// Layer 0's angle input is rank one per pair, `a⁰ = cos·w + b`, so its products with the
+/// angle weights are outer products: `a⁰·W = cos ⊗ (w·W) + b·W`, and in the backward
+/// `(g·Wᵀ)·w = g·(w·W)`. This removes the layer's `n_pairs × a_dim × (a_dim + e_dim)`
+/// products in the forward, the recomputation and the backward.
+pub(crate) struct A0Proj<T> {
+    /// `w·W1a` and `b·W1a` (`e_dim`).
+    v1: Vec<T>,
+    c1: Vec<T>,
+    /// `w·W2a` and `b·W2a` (`a_dim`).
+    v2: Vec<T>,
+    c2: Vec<T>,
+}
+
+impl<T: Real> A0Proj<T> {
+    fn new(o: &Opts, ae: &Affine<T>, aw: &AngleW<T>) -> Self {
+        let (ed, ad) = (o.e_dim, o.a_dim);
+        let zero = vec![T::zero(); ad];
+        let b = ae.b.as_deref().unwrap_or(&zero);
+        let proj = |x: &[T], wm: &[T], width: usize| {
+            let mut v = vec![T::zero(); width];
+            matmul(1, width, ad, x, Op::N, wm, Op::N, &mut v, T::zero());
+            v
+        };
+        A0Proj {
+            v1: proj(&ae.w, &aw.w1a, ed),
+            c1: proj(b, &aw.w1a, ed),
+            v2: proj(&ae.w, &aw.w2a, ad),
+            c2: proj(b, &aw.w2a, ad),
+        }
+    }
+}
+
+/// `out[r, c] = x[r]·v[c] + c0[c]` for the rows of `out` (width `v.len()`).
+fn outer_affine<T: Real>(x: &[T], v: &[T], c0: &[T], out: &mut [T]) {
+    for (row, &xr) in out.chunks_exact_mut(v.len()).zip(x) {
+        for ((d, &vc), &cc) in row.iter_mut().zip(v).zip(c0) {
+            *d = xr * vc + cc;
+        }
+    }
 }
 
 /// Per-atom values a layer's forward saves for its backward (`nloc` rows each).
@@ -319,6 +397,7 @@ fn atom_eval<T: Real>(
     let Scratch {
         e0,
         a0,
+        cos,
         y,
         yd,
         e1,
@@ -349,155 +428,163 @@ fn atom_eval<T: Real>(
         None => &a0[..np * ad],
     };
 
-    // Edge self: y = (n_i W + b) + e W + n_j W.
-    let y = &mut y[..ne * ed];
-    matmul(ne, ed, ed, e, Op::N, &lw.w_ee_e, Op::N, y, T::zero());
-    for (row, &j) in y.chunks_exact_mut(ed).zip(at.ej) {
-        let j = j as usize;
-        add_around(row, &q[hn..w], &cx.pm[j * w + hn..(j + 1) * w]);
-    }
-    activate(act, y, grad.then_some(&mut yd[..ne * ed]));
-    let y: &[T] = y;
-
-    // Sequential mode applies the edge-self update before the angle block.
-    if o.sequential {
-        let s0 = &lw.upd_e.beta[0];
-        for ((dst, er), yr) in e1[..ne * ed]
-            .chunks_exact_mut(ed)
-            .zip(e.chunks_exact(ed))
-            .zip(y.chunks_exact(ed))
-        {
-            for (((d, &ev), &yv), &sv) in dst.iter_mut().zip(er).zip(yr).zip(s0) {
-                *d = ev + sv * yv;
-            }
-        }
-    }
-    let eref: &[T] = if o.sequential { &e1[..ne * ed] } else { e };
-
     let e_out = &mut e_tmp[..ne * ed];
-    if let Some(aw) = &lw.angle {
-        let e_a = o.e_a;
-        is_ang[..ne].fill(false);
-        for (kk, &el) in at.aidx.iter().enumerate() {
-            let el = el as usize;
-            is_ang[el] = true;
-            let row = &eref[el * ed..(el + 1) * ed];
-            match o.compress {
-                Compress::None | Compress::Split => {
-                    ea[kk * e_a..(kk + 1) * e_a].copy_from_slice(&row[..e_a])
-                }
-                Compress::Linear => eg[kk * ed..(kk + 1) * ed].copy_from_slice(row),
-            }
+    if cx.edge_update {
+        // Edge self: y = (n_i W + b) + e W + n_j W.
+        let y = &mut y[..ne * ed];
+        matmul(ne, ed, ed, e, Op::N, &lw.w_ee_e, Op::N, y, T::zero());
+        for (row, &j) in y.chunks_exact_mut(ed).zip(at.ej) {
+            let j = j as usize;
+            add_around(row, &q[hn..w], &cx.pm[j * w + hn..(j + 1) * w]);
         }
-        if o.compress == Compress::Linear {
-            let wce = aw.w_ce.as_deref().unwrap_or(&[]);
-            matmul(na, e_a, ed, eg, Op::N, wce, Op::N, ea, T::zero());
-        }
-        matmul(na, wq, e_a, ea, Op::N, &aw.wik, Op::N, ek, T::zero());
-        matmul(na, wq, e_a, ea, Op::N, &aw.wij, Op::N, ej, T::zero());
+        activate(act, y, grad.then_some(&mut yd[..ne * ed]));
+        let y: &[T] = y;
 
-        // Angle self: pre2 = ((qa + e_ik) + e_ij) + a W.
-        // e_ik rows with the node term folded in: (qa + e_ik), the first sum of DeePMD's order.
-        for row in ek[..na * wq].chunks_exact_mut(wq) {
-            for (v, &b) in row.iter_mut().zip(qa) {
-                *v = b + *v;
-            }
-        }
-        let p2 = &mut p2[..np * ad];
-        matmul(np, ad, ad, a, Op::N, &aw.w2a, Op::N, p2, T::zero());
-        for (jj, rows) in p2.chunks_exact_mut((na * ad).max(1)).enumerate() {
-            let ejr = &ej[jj * wq + ed..(jj + 1) * wq];
-            for (kk, row) in rows.chunks_exact_mut(ad).enumerate() {
-                add2_before(row, &ek[kk * wq + ed..(kk + 1) * wq], ejr);
-            }
-        }
-        activate(act, p2, grad.then_some(&mut p2d[..np * ad]));
-        let ua = &cx.lw.upd_a;
-        let a_out = &mut a_tmp[..np * ad];
-        // The backward reads the updated angles only in sequential mode.
-        let need_a_out = !grad || o.sequential;
-        for ((dst, ar), wr) in a_out
-            .chunks_exact_mut(ad)
-            .zip(a.chunks_exact(ad))
-            .zip(p2.chunks_exact(ad))
-            .take(if need_a_out { np } else { 0 })
-        {
-            for (((d, &av), &wv), &bv) in dst.iter_mut().zip(ar).zip(wr).zip(&ua.beta[0]) {
-                *d = ua.alpha * av + bv * wv;
-            }
-        }
-        let a_for1: &[T] = if o.sequential { a_out } else { a };
-
-        // Edge ← angle: pre1, reduced over k with a_sw_j a_sw_k / √Na.
-        let p1 = &mut p1[..np * ed];
-        matmul(np, ed, ad, a_for1, Op::N, &aw.w1a, Op::N, p1, T::zero());
-        for (jj, rows) in p1.chunks_exact_mut((na * ed).max(1)).enumerate() {
-            let ejr = &ej[jj * wq..jj * wq + ed];
-            for (kk, row) in rows.chunks_exact_mut(ed).enumerate() {
-                add2_before(row, &ek[kk * wq..kk * wq + ed], ejr);
-            }
-        }
-        activate(act, p1, grad.then_some(&mut p1d[..np * ed]));
-        let m = &mut m[..ne * ed];
-        if o.smooth_edge_update {
-            m.fill(T::zero());
-        } else {
-            m.copy_from_slice(eref);
-        }
-        let sa = T::of(o.na_norm.sqrt());
-        for jj in 0..na {
-            let el = at.aidx[jj] as usize;
-            let aj = at.geo[el].asw;
-            let row = &mut m[el * ed..(el + 1) * ed];
-            row.fill(T::zero());
-            for (kk, src) in p1[jj * na * ed..(jj + 1) * na * ed]
-                .chunks_exact(ed)
-                .enumerate()
+        // Sequential mode applies the edge-self update before the angle block.
+        if o.sequential {
+            let s0 = &lw.upd_e.beta[0];
+            for ((dst, er), yr) in e1[..ne * ed]
+                .chunks_exact_mut(ed)
+                .zip(e.chunks_exact(ed))
+                .zip(y.chunks_exact(ed))
             {
-                let f = aj * at.geo[at.aidx[kk] as usize].asw;
-                axpy(row, f, src);
-            }
-            for v in row.iter_mut() {
-                *v = *v / sa;
+                for (((d, &ev), &yv), &sv) in dst.iter_mut().zip(er).zip(yr).zip(s0) {
+                    *d = ev + sv * yv;
+                }
             }
         }
-        let z4 = &mut z4[..ne * ed];
-        fill_rows(z4, &aw.b_l2, ne);
-        matmul(ne, ed, ed, m, Op::N, &aw.w_l2, Op::N, z4, T::one());
-        activate(act, z4, grad.then_some(&mut z4d[..ne * ed]));
-        let ue = &lw.upd_e;
-        for (((dst, er), yr), zr) in e_out
-            .chunks_exact_mut(ed)
-            .zip(eref.chunks_exact(ed))
-            .zip(y.chunks_exact(ed))
-            .zip(z4.chunks_exact(ed))
-        {
-            if o.sequential {
-                for (((d, &ev), &zv), &b1) in dst.iter_mut().zip(er).zip(zr).zip(&ue.beta[1]) {
-                    *d = ev + b1 * zv;
+        let eref: &[T] = if o.sequential { &e1[..ne * ed] } else { e };
+
+        if let Some(aw) = &lw.angle {
+            let e_a = o.e_a;
+            is_ang[..ne].fill(false);
+            for (kk, &el) in at.aidx.iter().enumerate() {
+                let el = el as usize;
+                is_ang[el] = true;
+                let row = &eref[el * ed..(el + 1) * ed];
+                match o.compress {
+                    Compress::None | Compress::Split => {
+                        ea[kk * e_a..(kk + 1) * e_a].copy_from_slice(&row[..e_a])
+                    }
+                    Compress::Linear => eg[kk * ed..(kk + 1) * ed].copy_from_slice(row),
                 }
+            }
+            if o.compress == Compress::Linear {
+                let wce = aw.w_ce.as_deref().unwrap_or(&[]);
+                matmul(na, e_a, ed, eg, Op::N, wce, Op::N, ea, T::zero());
+            }
+            matmul(na, wq, e_a, ea, Op::N, &aw.wik, Op::N, ek, T::zero());
+            matmul(na, wq, e_a, ea, Op::N, &aw.wij, Op::N, ej, T::zero());
+
+            // Angle self: pre2 = ((qa + e_ik) + e_ij) + a W.
+            // e_ik rows with the node term folded in: (qa + e_ik), the first sum of DeePMD's order.
+            for row in ek[..na * wq].chunks_exact_mut(wq) {
+                for (v, &b) in row.iter_mut().zip(qa) {
+                    *v = b + *v;
+                }
+            }
+            let p2 = &mut p2[..np * ad];
+            match &cx.a0 {
+                Some(pj) => outer_affine(&cos[..np], &pj.v2, &pj.c2, p2),
+                None => matmul(np, ad, ad, a, Op::N, &aw.w2a, Op::N, p2, T::zero()),
+            }
+            for (jj, rows) in p2.chunks_exact_mut((na * ad).max(1)).enumerate() {
+                let ejr = &ej[jj * wq + ed..(jj + 1) * wq];
+                for (kk, row) in rows.chunks_exact_mut(ad).enumerate() {
+                    add2_before(row, &ek[kk * wq + ed..(kk + 1) * wq], ejr);
+                }
+            }
+            activate(act, p2, grad.then_some(&mut p2d[..np * ad]));
+            let ua = &cx.lw.upd_a;
+            let a_out = &mut a_tmp[..np * ad];
+            // The backward reads the updated angles only in sequential mode.
+            let need_a_out = !grad || o.sequential;
+            for ((dst, ar), wr) in a_out
+                .chunks_exact_mut(ad)
+                .zip(a.chunks_exact(ad))
+                .zip(p2.chunks_exact(ad))
+                .take(if need_a_out { np } else { 0 })
+            {
+                for (((d, &av), &wv), &bv) in dst.iter_mut().zip(ar).zip(wr).zip(&ua.beta[0]) {
+                    *d = ua.alpha * av + bv * wv;
+                }
+            }
+            let a_for1: &[T] = if o.sequential { a_out } else { a };
+
+            // Edge ← angle: pre1, reduced over k with a_sw_j a_sw_k / √Na.
+            let p1 = &mut p1[..np * ed];
+            match (&cx.a0, o.sequential) {
+                (Some(pj), false) => outer_affine(&cos[..np], &pj.v1, &pj.c1, p1),
+                _ => matmul(np, ed, ad, a_for1, Op::N, &aw.w1a, Op::N, p1, T::zero()),
+            }
+            for (jj, rows) in p1.chunks_exact_mut((na * ed).max(1)).enumerate() {
+                let ejr = &ej[jj * wq..jj * wq + ed];
+                for (kk, row) in rows.chunks_exact_mut(ed).enumerate() {
+                    add2_before(row, &ek[kk * wq..kk * wq + ed], ejr);
+                }
+            }
+            activate(act, p1, grad.then_some(&mut p1d[..np * ed]));
+            let m = &mut m[..ne * ed];
+            if o.smooth_edge_update {
+                m.fill(T::zero());
             } else {
-                for (((((d, &ev), &yv), &zv), &b0), &b1) in dst
-                    .iter_mut()
-                    .zip(er)
-                    .zip(yr)
-                    .zip(zr)
-                    .zip(&ue.beta[0])
-                    .zip(&ue.beta[1])
+                m.copy_from_slice(eref);
+            }
+            let sa = T::of(o.na_norm.sqrt());
+            for jj in 0..na {
+                let el = at.aidx[jj] as usize;
+                let aj = at.geo[el].asw;
+                let row = &mut m[el * ed..(el + 1) * ed];
+                row.fill(T::zero());
+                for (kk, src) in p1[jj * na * ed..(jj + 1) * na * ed]
+                    .chunks_exact(ed)
+                    .enumerate()
                 {
-                    *d = (ue.alpha * ev + b0 * yv) + b1 * zv;
+                    let f = aj * at.geo[at.aidx[kk] as usize].asw;
+                    axpy(row, f, src);
+                }
+                for v in row.iter_mut() {
+                    *v = *v / sa;
                 }
             }
-        }
-    } else {
-        let ue = &lw.upd_e;
-        for ((dst, er), yr) in e_out
-            .chunks_exact_mut(ed)
-            .zip(e.chunks_exact(ed))
-            .zip(y.chunks_exact(ed))
-        {
-            for (((d, &ev), &yv), &b0) in dst.iter_mut().zip(er).zip(yr).zip(&ue.beta[0]) {
-                *d = ue.alpha * ev + b0 * yv;
+            let z4 = &mut z4[..ne * ed];
+            fill_rows(z4, &aw.b_l2, ne);
+            matmul(ne, ed, ed, m, Op::N, &aw.w_l2, Op::N, z4, T::one());
+            activate(act, z4, grad.then_some(&mut z4d[..ne * ed]));
+            let ue = &lw.upd_e;
+            for (((dst, er), yr), zr) in e_out
+                .chunks_exact_mut(ed)
+                .zip(eref.chunks_exact(ed))
+                .zip(y.chunks_exact(ed))
+                .zip(z4.chunks_exact(ed))
+            {
+                if o.sequential {
+                    for (((d, &ev), &zv), &b1) in dst.iter_mut().zip(er).zip(zr).zip(&ue.beta[1]) {
+                        *d = ev + b1 * zv;
+                    }
+                } else {
+                    for (((((d, &ev), &yv), &zv), &b0), &b1) in dst
+                        .iter_mut()
+                        .zip(er)
+                        .zip(yr)
+                        .zip(zr)
+                        .zip(&ue.beta[0])
+                        .zip(&ue.beta[1])
+                    {
+                        *d = (ue.alpha * ev + b0 * yv) + b1 * zv;
+                    }
+                }
+            }
+        } else {
+            let ue = &lw.upd_e;
+            for ((dst, er), yr) in e_out
+                .chunks_exact_mut(ed)
+                .zip(e.chunks_exact(ed))
+                .zip(y.chunks_exact(ed))
+            {
+                for (((d, &ev), &yv), &b0) in dst.iter_mut().zip(er).zip(yr).zip(&ue.beta[0]) {
+                    *d = ue.alpha * ev + b0 * yv;
+                }
             }
         }
     }
@@ -601,6 +688,7 @@ fn atom_backward<T: Real>(
         gea,
         geg,
         gy,
+        gcos,
         ..
     } = s;
     let e: &[T] = match cx.e_in {
@@ -648,196 +736,222 @@ fn atom_backward<T: Real>(
         }
     }
 
-    // Edge update.
-    let ue = &lw.upd_e;
     let ge = &mut ge[..ne * ed];
-    let gnew = &mut gnew[..ne * ed];
-    let g1 = &mut g1[..ne * ed];
-    let gv1 = &mut gv1[..ne * ed];
-    let gv2 = &mut gv2[..ne * ed];
-    if o.sequential {
-        for (((gt_o, g1r), gr), gn) in gv2
-            .chunks_exact_mut(ed)
-            .zip(g1.chunks_exact_mut(ed))
-            .zip(ge.chunks_exact(ed))
-            .zip(gnode.chunks_exact(ed))
-        {
-            for ((((v2, v1), &a), &b), &b1) in gt_o
-                .iter_mut()
-                .zip(g1r.iter_mut())
-                .zip(gr)
-                .zip(gn)
-                .zip(&ue.beta[1])
-            {
-                let gt = a + b;
-                *v2 = b1 * gt;
-                *v1 = gt;
-            }
-        }
-    } else {
-        let angle = lw.angle.is_some();
-        for ((((nw, v1), v2), gr), gn) in gnew
-            .chunks_exact_mut(ed)
-            .zip(gv1.chunks_exact_mut(ed))
-            .zip(gv2.chunks_exact_mut(ed))
-            .zip(ge.chunks_exact(ed))
-            .zip(gnode.chunks_exact(ed))
-        {
-            for c in 0..ed {
-                nw[c] = ue.alpha * gr[c] + gn[c];
-                v1[c] = ue.beta[0][c] * gr[c];
-                if angle {
-                    v2[c] = ue.beta[1][c] * gr[c];
-                }
-            }
-        }
-    }
-    // Gradient w.r.t. the edges the angle block read (e1 in sequential mode, else e).
-    let gref: &mut [T] = if o.sequential { &mut *g1 } else { &mut *gnew };
-
-    if let Some(aw) = &lw.angle {
-        let e_a = o.e_a;
-        let gz4 = &mut gv2[..];
-        for (g, &d) in gz4.iter_mut().zip(&z4d[..ne * ed]) {
-            *g *= d;
-        }
-        let gm = &mut gm[..ne * ed];
-        matmul(ne, ed, ed, gz4, Op::N, &aw.w_l2, Op::T, gm, T::zero());
-        if !o.smooth_edge_update {
-            for k in 0..ne {
-                if !is_ang[k] {
-                    add_assign(&mut gref[k * ed..(k + 1) * ed], &gm[k * ed..(k + 1) * ed]);
-                }
-            }
-        }
-        let sa = T::of(o.na_norm.sqrt());
-        let gp1 = &mut gp1[..np * ed];
-        let p1 = &p1[..np * ed];
-        for jj in 0..na {
-            let elj = at.aidx[jj] as usize;
-            let aj = at.geo[elj].asw;
-            let gmj = &gm[elj * ed..(elj + 1) * ed];
-            let mut gaj = T::zero();
-            for kk in 0..na {
-                let elk = at.aidx[kk] as usize;
-                let ak = at.geo[elk].asw;
-                let f = aj * ak / sa;
-                let r = (jj * na + kk) * ed;
-                for ((g, &gmv), &d) in gp1[r..r + ed].iter_mut().zip(gmj).zip(&p1d[r..r + ed]) {
-                    *g = gmv * f * d;
-                }
-                let sjk = vdot(&p1[r..r + ed], gmj);
-                gaj += ak * sjk;
-                gg[elk].asw += aj * sjk / sa;
-            }
-            gg[elj].asw += gaj / sa;
-        }
-        let gek = &mut gek[..na * wq];
-        let gej = &mut gej[..na * wq];
-        gek.fill(T::zero());
-        gej.fill(T::zero());
-        gqa.fill(T::zero());
-        for (jj, rows) in gp1.chunks_exact((na * ed).max(1)).enumerate() {
-            let gj = &mut gej[jj * wq..jj * wq + ed];
-            for (kk, row) in rows.chunks_exact(ed).enumerate() {
-                add_assign(&mut gek[kk * wq..kk * wq + ed], row);
-                add_assign(gj, row);
-            }
-        }
-        // Angle self.
-        let ua = &lw.upd_a;
-        let ga = &mut ga[..np * ad];
-        let gp2 = &mut gp2[..np * ad];
-        if o.sequential {
-            let gat = &mut gat[..np * ad];
-            gat.copy_from_slice(ga);
-            matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, gat, T::one());
-            for ((gr, ar), dr) in gp2
-                .chunks_exact_mut(ad)
-                .zip(gat.chunks_exact(ad))
-                .zip(p2d.chunks_exact(ad))
-            {
-                for (((g, &a), &d), &b) in gr.iter_mut().zip(ar).zip(dr).zip(&ua.beta[0]) {
-                    *g = (b * a) * d;
-                }
-            }
-            ga.copy_from_slice(gat);
-        } else {
-            for ((gr, ar), dr) in gp2
-                .chunks_exact_mut(ad)
-                .zip(ga.chunks_exact_mut(ad))
-                .zip(p2d.chunks_exact(ad))
-            {
-                for (((g, a), &d), &b) in gr.iter_mut().zip(ar.iter_mut()).zip(dr).zip(&ua.beta[0])
-                {
-                    *g = (b * *a) * d;
-                    *a *= ua.alpha;
-                }
-            }
-            matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, ga, T::one());
-        }
-        matmul(np, ad, ad, gp2, Op::N, &aw.w2a, Op::T, ga, T::one());
-        for (jj, rows) in gp2.chunks_exact((na * ad).max(1)).enumerate() {
-            let gj = &mut gej[jj * wq + ed..(jj + 1) * wq];
-            for (kk, row) in rows.chunks_exact(ad).enumerate() {
-                add_assign(&mut gek[kk * wq + ed..(kk + 1) * wq], row);
-                add_assign(gj, row);
-            }
-        }
-        // The node term sees every pair: Σ_jk = Σ_k (Σ_j).
-        for row in gek.chunks_exact(wq) {
-            add_assign(gqa, row);
-        }
-        // Angle-edge inputs.
-        let gea = &mut gea[..na * e_a];
-        matmul(na, e_a, wq, gek, Op::N, &aw.wik, Op::T, gea, T::zero());
-        matmul(na, e_a, wq, gej, Op::N, &aw.wij, Op::T, gea, T::one());
-        match o.compress {
-            Compress::None | Compress::Split => {
-                for jj in 0..na {
-                    let el = at.aidx[jj] as usize;
-                    add_assign(
-                        &mut gref[el * ed..el * ed + e_a],
-                        &gea[jj * e_a..(jj + 1) * e_a],
-                    );
-                }
-            }
-            Compress::Linear => {
-                let wce = aw.w_ce.as_deref().unwrap_or(&[]);
-                let geg = &mut geg[..na * ed];
-                matmul(na, ed, e_a, gea, Op::N, wce, Op::T, geg, T::zero());
-                for jj in 0..na {
-                    let el = at.aidx[jj] as usize;
-                    add_assign(
-                        &mut gref[el * ed..(el + 1) * ed],
-                        &geg[jj * ed..(jj + 1) * ed],
-                    );
-                }
-            }
-        }
-    }
-
-    // Edge self.
     let gy = &mut gy[..ne * ed];
-    let yd = &yd[..ne * ed];
-    if o.sequential {
-        for ((gr, g1r), dr) in gy
-            .chunks_exact_mut(ed)
-            .zip(g1.chunks_exact(ed))
-            .zip(yd.chunks_exact(ed))
-        {
-            for (((g, &a), &d), &s0) in gr.iter_mut().zip(g1r).zip(dr).zip(&ue.beta[0]) {
-                *g = (s0 * a) * d;
+    if cx.edge_update {
+        // Edge update.
+        let ue = &lw.upd_e;
+        let gnew = &mut gnew[..ne * ed];
+        let g1 = &mut g1[..ne * ed];
+        let gv1 = &mut gv1[..ne * ed];
+        let gv2 = &mut gv2[..ne * ed];
+        if o.sequential {
+            for (((gt_o, g1r), gr), gn) in gv2
+                .chunks_exact_mut(ed)
+                .zip(g1.chunks_exact_mut(ed))
+                .zip(ge.chunks_exact(ed))
+                .zip(gnode.chunks_exact(ed))
+            {
+                for ((((v2, v1), &a), &b), &b1) in gt_o
+                    .iter_mut()
+                    .zip(g1r.iter_mut())
+                    .zip(gr)
+                    .zip(gn)
+                    .zip(&ue.beta[1])
+                {
+                    let gt = a + b;
+                    *v2 = b1 * gt;
+                    *v1 = gt;
+                }
+            }
+        } else {
+            let angle = lw.angle.is_some();
+            for ((((nw, v1), v2), gr), gn) in gnew
+                .chunks_exact_mut(ed)
+                .zip(gv1.chunks_exact_mut(ed))
+                .zip(gv2.chunks_exact_mut(ed))
+                .zip(ge.chunks_exact(ed))
+                .zip(gnode.chunks_exact(ed))
+            {
+                for c in 0..ed {
+                    nw[c] = ue.alpha * gr[c] + gn[c];
+                    v1[c] = ue.beta[0][c] * gr[c];
+                    if angle {
+                        v2[c] = ue.beta[1][c] * gr[c];
+                    }
+                }
             }
         }
-        gnew.copy_from_slice(g1);
-    } else {
-        for ((g, &a), &d) in gy.iter_mut().zip(gv1.iter()).zip(yd) {
-            *g = a * d;
+        // Gradient w.r.t. the edges the angle block read (e1 in sequential mode, else e).
+        let gref: &mut [T] = if o.sequential { &mut *g1 } else { &mut *gnew };
+
+        if let Some(aw) = &lw.angle {
+            let e_a = o.e_a;
+            let gz4 = &mut gv2[..];
+            for (g, &d) in gz4.iter_mut().zip(&z4d[..ne * ed]) {
+                *g *= d;
+            }
+            let gm = &mut gm[..ne * ed];
+            matmul(ne, ed, ed, gz4, Op::N, &aw.w_l2, Op::T, gm, T::zero());
+            if !o.smooth_edge_update {
+                for k in 0..ne {
+                    if !is_ang[k] {
+                        add_assign(&mut gref[k * ed..(k + 1) * ed], &gm[k * ed..(k + 1) * ed]);
+                    }
+                }
+            }
+            let sa = T::of(o.na_norm.sqrt());
+            let gp1 = &mut gp1[..np * ed];
+            let p1 = &p1[..np * ed];
+            for jj in 0..na {
+                let elj = at.aidx[jj] as usize;
+                let aj = at.geo[elj].asw;
+                let gmj = &gm[elj * ed..(elj + 1) * ed];
+                let mut gaj = T::zero();
+                for kk in 0..na {
+                    let elk = at.aidx[kk] as usize;
+                    let ak = at.geo[elk].asw;
+                    let f = aj * ak / sa;
+                    let r = (jj * na + kk) * ed;
+                    for ((g, &gmv), &d) in gp1[r..r + ed].iter_mut().zip(gmj).zip(&p1d[r..r + ed]) {
+                        *g = gmv * f * d;
+                    }
+                    let sjk = vdot(&p1[r..r + ed], gmj);
+                    gaj += ak * sjk;
+                    gg[elk].asw += aj * sjk / sa;
+                }
+                gg[elj].asw += gaj / sa;
+            }
+            let gek = &mut gek[..na * wq];
+            let gej = &mut gej[..na * wq];
+            gek.fill(T::zero());
+            gej.fill(T::zero());
+            gqa.fill(T::zero());
+            for (jj, rows) in gp1.chunks_exact((na * ed).max(1)).enumerate() {
+                let gj = &mut gej[jj * wq..jj * wq + ed];
+                for (kk, row) in rows.chunks_exact(ed).enumerate() {
+                    add_assign(&mut gek[kk * wq..kk * wq + ed], row);
+                    add_assign(gj, row);
+                }
+            }
+            // Angle self.
+            let ua = &lw.upd_a;
+            let ga = &mut ga[..np * ad];
+            let gp2 = &mut gp2[..np * ad];
+            if o.sequential {
+                let gat = &mut gat[..np * ad];
+                gat.copy_from_slice(ga);
+                matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, gat, T::one());
+                for ((gr, ar), dr) in gp2
+                    .chunks_exact_mut(ad)
+                    .zip(gat.chunks_exact(ad))
+                    .zip(p2d.chunks_exact(ad))
+                {
+                    for (((g, &a), &d), &b) in gr.iter_mut().zip(ar).zip(dr).zip(&ua.beta[0]) {
+                        *g = (b * a) * d;
+                    }
+                }
+                ga.copy_from_slice(gat);
+            } else {
+                for ((gr, ar), dr) in gp2
+                    .chunks_exact_mut(ad)
+                    .zip(ga.chunks_exact_mut(ad))
+                    .zip(p2d.chunks_exact(ad))
+                {
+                    for (((g, a), &d), &b) in
+                        gr.iter_mut().zip(ar.iter_mut()).zip(dr).zip(&ua.beta[0])
+                    {
+                        *g = (b * *a) * d;
+                        *a *= ua.alpha;
+                    }
+                }
+                if cx.a0.is_none() {
+                    matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, ga, T::one());
+                }
+            }
+            match &cx.a0 {
+                // Layer 0: only ∂L/∂cos = (∂L/∂a⁰)·w is needed (see `A0Proj`).
+                Some(pj) => {
+                    let w = &cx.par.angle_embd.w;
+                    for r in 0..np {
+                        let mut g = vdot(&ga[r * ad..(r + 1) * ad], w)
+                            + vdot(&gp2[r * ad..(r + 1) * ad], &pj.v2);
+                        if !o.sequential {
+                            g += vdot(&gp1[r * ed..(r + 1) * ed], &pj.v1);
+                        }
+                        gcos[r] = g;
+                    }
+                }
+                None => matmul(np, ad, ad, gp2, Op::N, &aw.w2a, Op::T, ga, T::one()),
+            }
+            for (jj, rows) in gp2.chunks_exact((na * ad).max(1)).enumerate() {
+                let gj = &mut gej[jj * wq + ed..(jj + 1) * wq];
+                for (kk, row) in rows.chunks_exact(ad).enumerate() {
+                    add_assign(&mut gek[kk * wq + ed..(kk + 1) * wq], row);
+                    add_assign(gj, row);
+                }
+            }
+            // The node term sees every pair: Σ_jk = Σ_k (Σ_j).
+            for row in gek.chunks_exact(wq) {
+                add_assign(gqa, row);
+            }
+            // Angle-edge inputs.
+            let gea = &mut gea[..na * e_a];
+            matmul(na, e_a, wq, gek, Op::N, &aw.wik, Op::T, gea, T::zero());
+            matmul(na, e_a, wq, gej, Op::N, &aw.wij, Op::T, gea, T::one());
+            match o.compress {
+                Compress::None | Compress::Split => {
+                    for jj in 0..na {
+                        let el = at.aidx[jj] as usize;
+                        add_assign(
+                            &mut gref[el * ed..el * ed + e_a],
+                            &gea[jj * e_a..(jj + 1) * e_a],
+                        );
+                    }
+                }
+                Compress::Linear => {
+                    let wce = aw.w_ce.as_deref().unwrap_or(&[]);
+                    let geg = &mut geg[..na * ed];
+                    matmul(na, ed, e_a, gea, Op::N, wce, Op::T, geg, T::zero());
+                    for jj in 0..na {
+                        let el = at.aidx[jj] as usize;
+                        add_assign(
+                            &mut gref[el * ed..(el + 1) * ed],
+                            &geg[jj * ed..(jj + 1) * ed],
+                        );
+                    }
+                }
+            }
         }
+
+        // Edge self.
+        let yd = &yd[..ne * ed];
+        if o.sequential {
+            for ((gr, g1r), dr) in gy
+                .chunks_exact_mut(ed)
+                .zip(g1.chunks_exact(ed))
+                .zip(yd.chunks_exact(ed))
+            {
+                for (((g, &a), &d), &s0) in gr.iter_mut().zip(g1r).zip(dr).zip(&ue.beta[0]) {
+                    *g = (s0 * a) * d;
+                }
+            }
+            gnew.copy_from_slice(g1);
+        } else {
+            for ((g, &a), &d) in gy.iter_mut().zip(gv1.iter()).zip(yd) {
+                *g = a * d;
+            }
+        }
+        matmul(ne, ed, ed, gy, Op::N, &lw.w_ee_e, Op::T, gnew, T::one());
+        ge.copy_from_slice(gnew);
+    } else {
+        // Nothing read this layer's edge or angle outputs: only the node terms carry gradient.
+        ge.copy_from_slice(gnode);
+        ga.fill(T::zero());
+        gcos[..np].fill(T::zero());
+        gy.fill(T::zero());
+        gqa.fill(T::zero());
     }
-    matmul(ne, ed, ed, gy, Op::N, &lw.w_ee_e, Op::T, gnew, T::one());
-    ge.copy_from_slice(gnew);
 
     gq.fill(T::zero());
     for k in 0..ne {
@@ -851,12 +965,12 @@ fn atom_backward<T: Real>(
     }
 }
 
-/// Layer-0 tail of one atom: ∂L/∂e⁰, ∂L/∂a⁰ into geometry gradients.
+/// Layer-0 tail of one atom: ∂L/∂e⁰ and ∂L/∂cos (left in `s.gcos` by [`atom_backward`])
+/// into geometry gradients.
 fn initial_backward<T: Real>(
     cx: &LayerCtx<T>,
     at: &Atom<T>,
     ge: &[T],
-    ga: &[T],
     gg: &mut [GeoGrad<T>],
     s: &mut Scratch<T>,
 ) {
@@ -877,11 +991,6 @@ fn initial_backward<T: Real>(
     }
     if o.update_angle {
         let na = at.na;
-        let ad = o.a_dim;
-        let ae = &cx.par.angle_embd;
-        for r in 0..na * na {
-            s.gcos[r] = dot(&ga[r * ad..(r + 1) * ad], &ae.w);
-        }
         geometry::angle_inputs_backward(&s.u[..na], &s.gcos[..na * na], at.aidx, gg);
     }
 }
@@ -1132,7 +1241,6 @@ pub(crate) fn backward_chunk<T: Real>(
                 cx,
                 &at,
                 &io.ge[eo..eo + at.ne * ed],
-                &io.ga[po..po + np * ad],
                 &mut io.gg[eg0..eg0 + at.ne],
                 s,
             );

@@ -287,16 +287,16 @@ impl<T: Real> Dpa3<T> {
                 hg: vec![T::zero(); nloc * o.w_hg()],
             };
             {
-                let cx = LayerCtx {
+                let cx = LayerCtx::new(
                     o,
-                    lw: &p.layers[l],
-                    par: p,
-                    g: &graph,
-                    node: &cur,
-                    pm: &pm,
-                    e_in: (l > 0).then(|| edges[l - 1].as_slice()),
-                    a_in: (l > 0 && o.update_angle).then(|| angles[l - 1].as_slice()),
-                };
+                    p,
+                    l,
+                    &graph,
+                    &cur,
+                    &pm,
+                    (l > 0).then(|| edges[l - 1].as_slice()),
+                    (l > 0 && o.update_angle).then(|| angles[l - 1].as_slice()),
+                );
                 let e_parts: Vec<Option<&mut [T]>> = if last {
                     (0..ab.len() - 1).map(|_| None).collect()
                 } else {
@@ -427,16 +427,16 @@ impl<T: Real> Dpa3<T> {
             let node = &state.nodes[l];
             let pm = self.neighbour_terms(l, node, nall);
             {
-                let cx = LayerCtx {
+                let cx = LayerCtx::new(
                     o,
-                    lw: &p.layers[l],
-                    par: p,
-                    g: graph,
+                    p,
+                    l,
+                    graph,
                     node,
-                    pm: &pm,
-                    e_in: (l > 0).then(|| state.edges[l - 1].as_slice()),
-                    a_in: (l > 0 && o.update_angle).then(|| state.angles[l - 1].as_slice()),
-                };
+                    &pm,
+                    (l > 0).then(|| state.edges[l - 1].as_slice()),
+                    (l > 0 && o.update_angle).then(|| state.angles[l - 1].as_slice()),
+                );
                 let ga_parts: Vec<&mut [T]> = if o.update_angle {
                     split_rows(&mut ga, &pb, ad)
                 } else {

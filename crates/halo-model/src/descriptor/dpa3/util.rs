@@ -57,16 +57,6 @@ pub(crate) fn fill_rows<T: Copy>(y: &mut [T], bias: &[T], rows: usize) {
     }
 }
 
-/// `Σ_k x[k]·y[k]`.
-#[inline]
-pub(crate) fn dot<T: Real>(x: &[T], y: &[T]) -> T {
-    let mut s = T::zero();
-    for (a, b) in x.iter().zip(y) {
-        s += *a * *b;
-    }
-    s
-}
-
 /// `dst = (a + dst) + b`, element-wise.
 #[inline]
 pub(crate) fn add_around<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
