@@ -172,7 +172,7 @@ pub struct PodVec<'a, T>(pub &'a mut Vec<T>);
 impl<T: bytemuck::Pod> RecvBuf for PodVec<'_, T> {
     fn set_len_bytes(&mut self, len: usize) -> Result<(), String> {
         let size = std::mem::size_of::<T>().max(1);
-        if len % size != 0 {
+        if !len.is_multiple_of(size) {
             return Err(format!(
                 "message of {len} bytes is not a whole number of {size}-byte elements"
             ));

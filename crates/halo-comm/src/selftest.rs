@@ -76,7 +76,7 @@ impl Checker<'_> {
 /// of very different magnitudes and signs, so that any change of summation
 /// order changes the bits.
 pub fn reduction_input(r: usize) -> Vec<f64> {
-    let s = if r % 2 == 0 { 1.0 } else { -1.0 };
+    let s = if r.is_multiple_of(2) { 1.0 } else { -1.0 };
     let x = r as f64;
     vec![
         s * 1e16 + x,

@@ -450,7 +450,7 @@ impl Domain {
         } else {
             comm.sendrecv_slice(sendproc, TAG_BORDERS, send, recvproc, TAG_BORDERS, recv)?;
         }
-        if recv.len() % RECORD != 0 {
+        if !recv.len().is_multiple_of(RECORD) {
             return Err(DomainError::Input(format!(
                 "ghost message from rank {recvproc} has {} values, not a multiple of {RECORD}",
                 recv.len()

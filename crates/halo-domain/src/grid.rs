@@ -44,9 +44,9 @@ impl ProcGrid {
         let (frame, _) = Frame::new(system)?;
         let thick = frame.thickness();
         let mut best: Option<(f64, [usize; 3])> = None;
-        for px in (1..=nranks).filter(|p| nranks % p == 0) {
+        for px in (1..=nranks).filter(|p| nranks.is_multiple_of(*p)) {
             let rest = nranks / px;
-            for py in (1..=rest).filter(|p| rest % p == 0) {
+            for py in (1..=rest).filter(|p| rest.is_multiple_of(*p)) {
                 let dims = [px, py, rest / py];
                 let cost: f64 = (0..3).map(|k| dims[k] as f64 / thick[k]).sum();
                 if best.is_none_or(|(c, _)| cost < c) {

@@ -289,7 +289,7 @@ pub(crate) fn route(
                 } else {
                     comm.sendrecv_slice(to, TAG_MIGRATE, &send[dir], from, TAG_MIGRATE, &mut recv)?;
                 }
-                if recv.len() % record != 0 {
+                if !recv.len().is_multiple_of(record) {
                     return Err(DomainError::Input(format!(
                         "migration message from rank {from} has {} values, not a multiple of \
                          {record}",

@@ -401,7 +401,7 @@ fn parse_pbc(raw: &str) -> Result<[bool; 3], String> {
 
 fn parse_properties(text: &str) -> Result<Vec<Prop>, String> {
     let fields: Vec<&str> = text.split(':').collect();
-    if fields.len() % 3 != 0 {
+    if !fields.len().is_multiple_of(3) {
         return Err(format!(
             "Properties: expected name:type:count triples, found {}",
             show(text)

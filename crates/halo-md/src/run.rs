@@ -206,16 +206,17 @@ impl<'a> Runner<'a> {
             None
         };
         let every = |n: u64| n > 0;
-        let thermo_due = |step: u64| every(out.thermo_every) && step % out.thermo_every == 0;
+        let thermo_due =
+            |step: u64| every(out.thermo_every) && step.is_multiple_of(out.thermo_every);
         let traj_due = |step: u64| {
             out.trajectory.is_some()
                 && every(out.trajectory_every)
-                && step % out.trajectory_every == 0
+                && step.is_multiple_of(out.trajectory_every)
         };
         let last_step = first_step + self.plan.steps;
         let ck_due = |step: u64| {
             out.checkpoint.is_some()
-                && ((every(out.checkpoint_every) && step % out.checkpoint_every == 0)
+                && ((every(out.checkpoint_every) && step.is_multiple_of(out.checkpoint_every))
                     || step == last_step)
         };
         let mut row = self.thermo(&atoms, &cell, &pot, integrator.as_ref(), first_step, time)?;

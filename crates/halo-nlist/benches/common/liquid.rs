@@ -43,7 +43,7 @@ fn cube_like_factors(n: usize) -> [usize; 3] {
         if a * a * a > n {
             break;
         }
-        if n % a != 0 {
+        if !n.is_multiple_of(a) {
             continue;
         }
         let m = n / a;
@@ -51,7 +51,7 @@ fn cube_like_factors(n: usize) -> [usize; 3] {
             if b * b > m {
                 break;
             }
-            if m % b == 0 {
+            if m.is_multiple_of(b) {
                 let c = m / b;
                 if c * best[0] < best[2] * a {
                     best = [a, b, c];
