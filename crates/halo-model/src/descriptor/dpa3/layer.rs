@@ -12,6 +12,7 @@ use super::geometry::{self, Geo, GeoGrad, Graph};
 use super::util::{activate, add2_before, add_around, add_assign, axpy, fill_rows, vdot, CHUNK};
 use crate::linalg::{matmul, Op};
 use crate::Real;
+use std::sync::Mutex;
 
 /// Read-only data of one layer evaluation.
 pub(crate) struct LayerCtx<'a, T> {
@@ -264,6 +265,52 @@ impl<T: Real> Scratch<T> {
             t_u3: z(hn),
             t_hg: z(o.w_hg()),
         }
+    }
+}
+
+/// One [`Scratch`] per worker thread, made on first use and kept for the whole frame (every
+/// layer, forward and backward): rayon calls a `for_each_init` initialiser once per split,
+/// which allocated and zeroed the ~4 MB of buffers up to 8 times per layer and pass.
+pub(crate) struct ScratchPool<T> {
+    slots: Vec<Mutex<Option<Scratch<T>>>>,
+    max_ne: usize,
+    max_na: usize,
+}
+
+impl<T> ScratchPool<T> {
+    /// An empty pool for the current rayon pool's threads and atoms of up to `max_ne` edges
+    /// and `max_na` angle edges.
+    pub fn new(max_ne: usize, max_na: usize) -> Self {
+        ScratchPool {
+            slots: (0..rayon::current_num_threads().max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
+            max_ne,
+            max_na,
+        }
+    }
+}
+
+impl<T: Real> ScratchPool<T> {
+    /// Runs `f` with the calling worker's scratch. Every buffer is written before it is
+    /// read within an atom, so which scratch a task gets never changes its results.
+    pub fn with<R>(&self, o: &Opts, f: impl FnOnce(&mut Scratch<T>) -> R) -> R {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.slots.len();
+        let mut slot = self.slots[i].lock().unwrap_or_else(|e| e.into_inner());
+        f(slot.get_or_insert_with(|| Scratch::new(o, self.max_ne, self.max_na)))
+    }
+}
+
+impl<T> Clone for ScratchPool<T> {
+    /// A fresh, empty pool of the same shape (scratch holds no state worth copying).
+    fn clone(&self) -> Self {
+        Self::new(self.max_ne, self.max_na)
+    }
+}
+
+impl<T> std::fmt::Debug for ScratchPool<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScratchPool({} slots)", self.slots.len())
     }
 }
 

@@ -39,7 +39,7 @@ use crate::Real;
 use config::Parsed;
 use geometry::{GeoGrad, Graph};
 use halo_core::{Exchange, ExchangeError, ExchangeSlot};
-use layer::{GradChunk, LayerCtx, LayerSave, SaveChunk, Scratch};
+use layer::{GradChunk, LayerCtx, LayerSave, SaveChunk, ScratchPool};
 use rayon::prelude::*;
 use util::{chunk_bounds, split_rows, uniform_bounds, CHUNK, ROW_CHUNK};
 
@@ -60,6 +60,8 @@ pub struct Dpa3State<T> {
     /// Angle features entering layer l = 1..L (`n_pairs × a_dim`), at index l − 1.
     angles: Vec<Vec<T>>,
     saves: Vec<LayerSave<T>>,
+    /// Per-thread kernel buffers, reused by every layer of the forward and the backward.
+    scratch: ScratchPool<T>,
 }
 
 impl<T> Dpa3State<T> {
@@ -264,6 +266,7 @@ impl<T: Real> Dpa3<T> {
         let mut saves: Vec<LayerSave<T>> = Vec::with_capacity(o.nlayers);
         let mut cur = node0;
         let mut desc_rows = Vec::new();
+        let scratch = ScratchPool::new(graph.max_ne, graph.max_na);
         for l in 0..o.nlayers {
             ex.forward(T::rows_mut(&mut cur), n)?;
             let pm = self.neighbour_terms(l, &cur, nall);
@@ -324,10 +327,8 @@ impl<T: Real> Dpa3<T> {
                     .zip(a_parts)
                     .enumerate()
                     .collect();
-                let (max_ne, max_na) = (graph.max_ne, graph.max_na);
-                tasks.into_par_iter().for_each_init(
-                    || Scratch::new(o, max_ne, max_na),
-                    |s, (c, (((((((nn, d1), d2), q), qa), hg), eo), ao))| {
+                tasks.into_par_iter().for_each(
+                    |(c, (((((((nn, d1), d2), q), qa), hg), eo), ao))| {
                         let save = SaveChunk {
                             dact1: d1,
                             dact2: d2,
@@ -335,7 +336,7 @@ impl<T: Real> Dpa3<T> {
                             qa,
                             hg,
                         };
-                        layer::forward_chunk(&cx, c, nn, save, eo, ao, s);
+                        scratch.with(o, |s| layer::forward_chunk(&cx, c, nn, save, eo, ao, s));
                     },
                 );
             }
@@ -375,6 +376,7 @@ impl<T: Real> Dpa3<T> {
             edges,
             angles,
             saves,
+            scratch,
         };
         Ok((desc, state))
     }
@@ -453,10 +455,10 @@ impl<T: Real> Dpa3<T> {
                     .collect();
                 let save = &state.saves[l];
                 let gnext = &gnext;
-                let (max_ne, max_na) = (graph.max_ne, graph.max_na);
-                tasks.into_par_iter().for_each_init(
-                    || Scratch::new(o, max_ne, max_na),
-                    |s, (c, (((((ge, ga), gg), dp), gn_dir), ghg_n))| {
+                let scratch = &state.scratch;
+                tasks
+                    .into_par_iter()
+                    .for_each(|(c, (((((ge, ga), gg), dp), gn_dir), ghg_n))| {
                         let io = GradChunk {
                             ge,
                             ga,
@@ -465,9 +467,10 @@ impl<T: Real> Dpa3<T> {
                             gn_dir,
                             ghg_n,
                         };
-                        layer::backward_chunk(&cx, c, save, gnext, io, l == 0, s);
-                    },
-                );
+                        scratch.with(o, |s| {
+                            layer::backward_chunk(&cx, c, save, gnext, io, l == 0, s)
+                        });
+                    });
             }
             if l > 0 {
                 self.gather_node_grad(l, graph, &dp, &gn_dir, &ghg_n, &mut gn_ext);
