@@ -5,7 +5,10 @@
 //!   non-excluded, both ends in the model) and, per centre atom, real angle pairs (angle edges =
 //!   real edges among the first `a_sel` slots within `a_rcut`, all `(j, k)` pairs including
 //!   `j = k`). DeePMD-kit's normalisation constants still count the padded slots
-//!   (`e_sel`, `a_sel`, or `/ sel_reduce_factor` with dynamic selection).
+//!   (`e_sel`, `a_sel`, or `/ sel_reduce_factor` with dynamic selection). Work whose result
+//!   nobody reads is not done either: in the parallel update the last layer's edge and angle
+//!   outputs are dead (only its node embedding is the descriptor), and layer 0's angle input
+//!   is rank one per pair (`cos·w + b`), so its angle products are outer products.
 //! - **Fused per centre atom.** A chunk of 16 centres is one rayon task; inside
 //!   it every atom's edges and angles are processed together in scratch buffers (no
 //!   allocation in the loops). Node terms of the concatenated MLPs are applied once per atom,
