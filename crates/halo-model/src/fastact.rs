@@ -516,6 +516,47 @@ mod tests {
         assert!(sigmoid_f64(-800.0) < 1e-300);
     }
 
+    type Kernel<T> = Box<dyn Fn(Activation, &mut [T], Option<&mut [T]>)>;
+
+    macro_rules! kernels {
+        ($name:ident, $t:ty, $k:ident, $avx:ident, $avx512:ident) => {
+            /// Every compiled variant this CPU can run (the dispatcher picks only one).
+            fn $name() -> Vec<(&'static str, Kernel<$t>)> {
+                let mut v: Vec<(&'static str, Kernel<$t>)> = vec![("baseline", Box::new($k::run))];
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: AVX2 and FMA are present (checked just above).
+                        v.push(("avx2", Box::new(|a, x, d| unsafe { $avx(a, x, d) })));
+                    }
+                    if std::is_x86_feature_detected!("avx512f")
+                        && std::is_x86_feature_detected!("avx512dq")
+                        && std::is_x86_feature_detected!("avx512vl")
+                    {
+                        // SAFETY: AVX-512 F/DQ/VL are present (checked just above).
+                        v.push(("avx512", Box::new(|a, x, d| unsafe { $avx512(a, x, d) })));
+                    }
+                }
+                v
+            }
+        };
+    }
+    kernels!(
+        kernels_f64,
+        f64,
+        k64,
+        dispatch_f64_avx2,
+        dispatch_f64_avx512
+    );
+    kernels!(
+        kernels_f32,
+        f32,
+        k32,
+        dispatch_f32_avx2,
+        dispatch_f32_avx512
+    );
+
     #[test]
     fn slices_match_scalar_definitions() {
         let acts = [
@@ -532,28 +573,30 @@ mod tests {
         xs.extend([-800.0, -120.0, -90.0, 85.0, 800.0]);
         for name in acts {
             let act = Activation::parse(name).unwrap();
-            let mut y = xs.clone();
-            let mut d = vec![0.0; xs.len()];
-            activate(act, &mut y, Some(&mut d));
-            let mut y2 = xs.clone();
-            activate(act, &mut y2, None);
-            let mut y32: Vec<f32> = xs.iter().map(|&x| x as f32).collect();
-            let mut d32 = vec![0.0f32; xs.len()];
-            activate(act, &mut y32, Some(&mut d32));
-            for (k, &x) in xs.iter().enumerate() {
-                let (a, da) = act.apply_grad(x);
-                assert!(
-                    (y[k] - a).abs() < 1e-14 * a.abs().max(1.0),
-                    "{name} f64 at {x}"
-                );
-                assert!((d[k] - da).abs() < 1e-14, "{name}' f64 at {x}");
-                assert_eq!(y[k], y2[k]);
-                assert!(
-                    (y32[k] as f64 - a).abs() < 1e-6 * a.abs().max(1.0),
-                    "{name} f32 at {x}"
-                );
-                // f32 cancellation in 1 − tanh² is amplified by up to ~10 in gelu'.
-                assert!((d32[k] as f64 - da).abs() < 1e-5, "{name}' f32 at {x}");
+            let want: Vec<(f64, f64)> = xs.iter().map(|&x| act.apply_grad(x)).collect();
+            for (kernel, run) in kernels_f64() {
+                let mut y = xs.clone();
+                let mut d = vec![0.0; xs.len()];
+                run(act, &mut y, Some(&mut d));
+                let mut y2 = xs.clone();
+                run(act, &mut y2, None);
+                for (k, (&x, &(a, da))) in xs.iter().zip(&want).enumerate() {
+                    let at = format!("{name} f64 {kernel} at {x}");
+                    assert!((y[k] - a).abs() < 1e-14 * a.abs().max(1.0), "{at}");
+                    assert!((d[k] - da).abs() < 1e-14, "{at} (derivative)");
+                    assert_eq!(y[k], y2[k], "{at}: value depends on the derivative");
+                }
+            }
+            for (kernel, run) in kernels_f32() {
+                let mut y32: Vec<f32> = xs.iter().map(|&x| x as f32).collect();
+                let mut d32 = vec![0.0f32; xs.len()];
+                run(act, &mut y32, Some(&mut d32));
+                for (k, (&x, &(a, da))) in xs.iter().zip(&want).enumerate() {
+                    let at = format!("{name} f32 {kernel} at {x}");
+                    assert!((y32[k] as f64 - a).abs() < 1e-6 * a.abs().max(1.0), "{at}");
+                    // f32 cancellation in 1 − tanh² is amplified by up to ~10 in gelu'.
+                    assert!((d32[k] as f64 - da).abs() < 1e-5, "{at} (derivative)");
+                }
             }
         }
     }
