@@ -8,22 +8,15 @@ use halo_model::descriptor::dpa3::Dpa3;
 use halo_model::descriptor::DescriptorInput;
 use halo_model::import::ModelFile;
 use serde_json::Value;
-use std::path::Path;
 
 /// An edit of the descriptor tree.
 type Edit = Box<dyn FnOnce(&mut Value)>;
 
-fn default_tree() -> Value {
-    let text = std::fs::read_to_string(data_dir().join("default.yaml")).unwrap();
-    serde_yaml_ng::from_str(&text).unwrap()
-}
-
 /// Loads the default model after `edit`, returning the error text (or "ok").
 fn load_edited(edit: impl FnOnce(&mut Value)) -> String {
-    let mut tree = default_tree();
-    edit(&mut tree["descriptor"]);
-    let text = serde_json::to_string(&tree).unwrap();
-    let file = ModelFile::from_yaml_str(&text, Path::new("edited.yaml")).unwrap();
+    let file = edited_model(&data_dir().join("default.yaml"), |t| {
+        edit(&mut t["descriptor"])
+    });
     let d = file.root().get("descriptor").unwrap();
     match Dpa3::<f64>::from_dict(&d) {
         Ok(_) => "ok".to_string(),

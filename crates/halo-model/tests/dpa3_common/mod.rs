@@ -88,18 +88,25 @@ pub fn load_all() -> Vec<Fixture> {
 }
 
 pub fn load(path: &Path) -> Fixture {
-    load_edited(path, |_| {})
+    load_with(path, |p| ModelFile::from_yaml_file(p).unwrap())
 }
 
 /// A fixture whose model tree is changed by `edit` before it is read.
 pub fn load_edited(path: &Path, edit: impl FnOnce(&mut Value)) -> Fixture {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let model_path = path.with_file_name(v["model"].as_str().unwrap());
-    let mut tree: Value =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(&model_path).unwrap()).unwrap();
+    load_with(path, |p| edited_model(p, edit))
+}
+
+/// The YAML model at `path` after `edit` of its tree.
+pub fn edited_model(path: &Path, edit: impl FnOnce(&mut Value)) -> ModelFile {
+    let mut tree: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     edit(&mut tree);
     let text = serde_json::to_string(&tree).unwrap();
-    let model = ModelFile::from_yaml_str(&text, &model_path).unwrap();
+    ModelFile::from_yaml_str(&text, path).unwrap()
+}
+
+fn load_with(path: &Path, model: impl FnOnce(&Path) -> ModelFile) -> Fixture {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let model = model(&path.with_file_name(v["model"].as_str().unwrap()));
     let frames = v["frames"]
         .as_array()
         .unwrap()
