@@ -29,6 +29,7 @@ pub mod exclude;
 mod fastact;
 pub mod fitting;
 pub mod import;
+mod isa;
 pub mod linalg;
 pub mod model;
 pub mod networks;

@@ -228,6 +228,18 @@ pub struct EnergyModel {
 }
 
 impl EnergyModel {
+    /// Sets the bytes of intermediates one evaluation may keep from its forward pass for its
+    /// backward instead of recomputing them (DPA3's angle pairs; see
+    /// [`crate::descriptor::dpa3::DEFAULT_STORE_BUDGET`]). Results are the same bits for
+    /// any budget; se_e2_a keeps nothing.
+    pub fn set_store_budget(&mut self, bytes: usize) {
+        match &mut self.desc {
+            Desc::Dpa3F32(d) => d.set_store_budget(bytes),
+            Desc::Dpa3F64(d) => d.set_store_budget(bytes),
+            _ => {}
+        }
+    }
+
     /// Loads a `.dp`/`.hlo`/`.yaml`/`.yml` model file.
     /// Field errors are reported with the file name in front, so a user with several models
     /// knows which one is at fault.

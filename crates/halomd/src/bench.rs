@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// Also compute per-atom virials.
     #[arg(long)]
     atom_virial: bool,
+    /// MiB of intermediates an evaluation may keep instead of recomputing them in the
+    /// backward (default: the model's, 1024 for DPA3); 0 recomputes everything.
+    #[arg(long)]
+    store_mb: Option<usize>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = crate::ReportFormat::Text)]
     format: crate::ReportFormat,
@@ -34,7 +38,10 @@ pub struct BenchArgs {
 
 /// Runs `halomd bench`.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let model = EnergyModel::load(&args.model)?;
+    let mut model = EnergyModel::load(&args.model)?;
+    if let Some(mb) = args.store_mb {
+        model.set_store_budget(mb << 20);
+    }
     let frame = read_frame(&args.structure, None, 0)?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {

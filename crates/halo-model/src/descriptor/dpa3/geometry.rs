@@ -310,6 +310,7 @@ pub(crate) fn build<T: Real>(
 }
 
 /// Unit vectors `d/(|d| + 1e-6)` of a centre's angle edges, into `u` (`na × 3`).
+#[inline(always)]
 pub(crate) fn unit_vectors<T: Real>(geo: &[Geo<T>], aidx: &[u32], u: &mut [[T; 3]]) {
     let eps = T::of(1e-6);
     for (k, &e) in aidx.iter().enumerate() {
@@ -320,6 +321,7 @@ pub(crate) fn unit_vectors<T: Real>(geo: &[Geo<T>], aidx: &[u32], u: &mut [[T; 3
 }
 
 /// `angle_input[j][k] = (u_j·u_k)(1 − 1e-6)/√π` for all angle pairs (j-major), into `cos`.
+#[inline(always)]
 pub(crate) fn angle_inputs<T: Real>(u: &[[T; 3]], cos: &mut [T]) {
     let na = u.len();
     let c = T::of(1.0 - 1e-6);
@@ -333,6 +335,7 @@ pub(crate) fn angle_inputs<T: Real>(u: &[[T; 3]], cos: &mut [T]) {
 }
 
 /// Backward of [`angle_inputs`]: `gcos` (na × na) into `GeoGrad::u` of the angle edges.
+#[inline(always)]
 pub(crate) fn angle_inputs_backward<T: Real>(
     u: &[[T; 3]],
     gcos: &[T],

@@ -9,7 +9,10 @@
 
 use super::config::{Affine, AngleW, Compress, LayerW, Opts, Parsed};
 use super::geometry::{self, Geo, GeoGrad, Graph};
-use super::util::{activate, add2_before, add_around, add_assign, axpy, fill_rows, vdot, CHUNK};
+use super::util::{
+    activate, add2_before, add_around, add_assign, axpy, fill_rows, split_rows, vdot, CHUNK,
+};
+use crate::isa::multiversion;
 use crate::linalg::{matmul, Op};
 use crate::Real;
 use std::sync::Mutex;
@@ -102,6 +105,7 @@ impl<T: Real> A0Proj<T> {
 }
 
 /// `out[r, c] = x[r]·v[c] + c0[c]` for the rows of `out` (width `v.len()`).
+#[inline(always)]
 fn outer_affine<T: Real>(x: &[T], v: &[T], c0: &[T], out: &mut [T]) {
     for (row, &xr) in out.chunks_exact_mut(v.len()).zip(x) {
         for ((d, &vc), &cc) in row.iter_mut().zip(v).zip(c0) {
@@ -123,13 +127,80 @@ pub(crate) struct LayerSave<T> {
     pub qa: Vec<T>,
     /// `hg` = `[Σ h2ᵀ e sw; Σ h2ᵀ n_j sw]/√Ne`, `nloc × 3(e_dim + n_dim)`.
     pub hg: Vec<T>,
+    /// φ' of the angle → edge MLP, `n_edges × e_dim` (empty when the layer has no angle
+    /// block or its edge outputs are unused); keeping it lets the backward recompute the
+    /// angle pairs block by block.
+    pub z4d: Vec<T>,
+    /// That MLP's output, kept in sequential mode only (the node message reads the
+    /// updated edges there).
+    pub z4: Vec<T>,
+    /// The angle pairs' `p1`, φ'(p1) and φ'(p2), `n_pairs × e_dim/e_dim/a_dim`, when the
+    /// layer is within the evaluation's store budget; the backward then reads them instead
+    /// of recomputing the pairs (empty otherwise).
+    pub p1: Vec<T>,
+    pub p1d: Vec<T>,
+    pub p2d: Vec<T>,
 }
 
 impl<T> LayerSave<T> {
     /// Heap bytes held.
     pub fn bytes(&self) -> usize {
-        (self.dact1.len() + self.dact2.len() + self.q.len() + self.qa.len() + self.hg.len())
+        (self.dact1.len()
+            + self.dact2.len()
+            + self.q.len()
+            + self.qa.len()
+            + self.hg.len()
+            + self.z4d.len()
+            + self.z4.len()
+            + self.p1.len()
+            + self.p1d.len()
+            + self.p2d.len())
             * std::mem::size_of::<T>()
+    }
+}
+
+impl<T> LayerSave<T> {
+    /// Its rows cut at the atom-chunk bounds `ab` (edge rows at `eb`, pair rows at `pb`).
+    pub fn chunks(
+        &mut self,
+        o: &Opts,
+        ab: &[usize],
+        eb: &[usize],
+        pb: &[usize],
+    ) -> Vec<SaveChunk<'_, T>> {
+        let n = o.n_dim;
+        // Edge and pair rows are empty when the layer keeps none.
+        let wid = |v: &Vec<T>, w: usize| if v.is_empty() { 0 } else { w };
+        let (wd, wz) = (wid(&self.z4d, o.e_dim), wid(&self.z4, o.e_dim));
+        let (w1, w2) = (wid(&self.p1, o.e_dim), wid(&self.p2d, o.a_dim));
+        let pairs = split_rows(&mut self.p1, pb, w1)
+            .into_iter()
+            .zip(split_rows(&mut self.p1d, pb, w1))
+            .zip(split_rows(&mut self.p2d, pb, w2));
+        split_rows(&mut self.dact1, ab, n)
+            .into_iter()
+            .zip(split_rows(&mut self.dact2, ab, n))
+            .zip(split_rows(&mut self.q, ab, o.w_ne()))
+            .zip(split_rows(&mut self.qa, ab, o.w_qa()))
+            .zip(split_rows(&mut self.hg, ab, o.w_hg()))
+            .zip(split_rows(&mut self.z4d, eb, wd))
+            .zip(split_rows(&mut self.z4, eb, wz))
+            .zip(pairs)
+            .map(
+                |(((((((dact1, dact2), q), qa), hg), z4d), z4), ((p1, p1d), p2d))| SaveChunk {
+                    dact1,
+                    dact2,
+                    q,
+                    qa,
+                    hg,
+                    z4d,
+                    z4,
+                    p1,
+                    p1d,
+                    p2d,
+                },
+            )
+            .collect()
     }
 }
 
@@ -140,6 +211,13 @@ pub(crate) struct SaveChunk<'a, T> {
     pub q: &'a mut [T],
     pub qa: &'a mut [T],
     pub hg: &'a mut [T],
+    /// The chunk's edge rows of [`LayerSave::z4d`] and [`LayerSave::z4`] (may be empty).
+    pub z4d: &'a mut [T],
+    pub z4: &'a mut [T],
+    /// The chunk's pair rows of [`LayerSave::p1`], `p1d` and `p2d` (may be empty).
+    pub p1: &'a mut [T],
+    pub p1d: &'a mut [T],
+    pub p2d: &'a mut [T],
 }
 
 /// Reusable buffers of one task (sized for the largest atom of the frame).
@@ -158,17 +236,18 @@ pub(crate) struct Scratch<T> {
     ea: Vec<T>,
     ek: Vec<T>,
     ej: Vec<T>,
+    // angle-pair block intermediates (`block_rows` rows)
     p2: Vec<T>,
     p2d: Vec<T>,
     p1: Vec<T>,
     p1d: Vec<T>,
+    at: Vec<T>,
     m: Vec<T>,
     z4: Vec<T>,
     z4d: Vec<T>,
     z3: Vec<T>,
     z3d: Vec<T>,
     e_tmp: Vec<T>,
-    a_tmp: Vec<T>,
     is_ang: Vec<bool>,
     // backward
     gz3: Vec<T>,
@@ -209,6 +288,7 @@ impl<T: Real> Scratch<T> {
         let w = hn + ed;
         let wq = ed + ad;
         let np = max_na * max_na;
+        let nb = block_rows(max_na);
         let ne = max_ne;
         let na = max_na;
         let z = |k: usize| vec![T::zero(); k];
@@ -225,17 +305,17 @@ impl<T: Real> Scratch<T> {
             ea: z(na * o.e_a),
             ek: z(na * wq),
             ej: z(na * wq),
-            p2: z(np * ad),
-            p2d: z(np * ad),
-            p1: z(np * ed),
-            p1d: z(np * ed),
+            p2: z(nb * ad),
+            p2d: z(nb * ad),
+            p1: z(nb * ed),
+            p1d: z(nb * ed),
+            at: z(nb * ad),
             m: z(ne * ed),
             z4: z(ne * ed),
             z4d: z(ne * ed),
             z3: z(ne * hn),
             z3d: z(ne * hn),
             e_tmp: z(ne * ed),
-            a_tmp: z(np * ad),
             is_ang: vec![false; ne],
             gz3: z(ne * hn),
             gnode: z(ne * ed),
@@ -244,9 +324,9 @@ impl<T: Real> Scratch<T> {
             gv1: z(ne * ed),
             gv2: z(ne * ed),
             gm: z(ne * ed),
-            gp1: z(np * ed),
-            gp2: z(np * ad),
-            gat: z(np * ad),
+            gp1: z(nb * ed),
+            gp2: z(nb * ad),
+            gat: z(nb * ad),
             gek: z(na * wq),
             gej: z(na * wq),
             gea: z(na * o.e_a),
@@ -327,6 +407,23 @@ struct Atom<'a, T> {
     aidx: &'a [u32],
 }
 
+/// Angle pairs per block, about: whole rows `j` of an atom's `na × na` pair matrix, so that a
+/// block's product, activation, reduction and their backward work on data that stays in the
+/// core's caches instead of streaming `na² × (a_dim + e_dim)` intermediates through memory.
+const BLOCK_PAIRS: usize = 128;
+
+/// Rows `j` per block for an atom with `na` angle edges.
+#[inline(always)]
+fn block_j(na: usize) -> usize {
+    (BLOCK_PAIRS / na.max(1)).max(1)
+}
+
+/// Pair rows of the largest block of atoms with up to `max_na` angle edges.
+fn block_rows(max_na: usize) -> usize {
+    BLOCK_PAIRS.max(max_na)
+}
+
+#[inline(always)]
 fn atom<'a, T>(g: &'a Graph<T>, i: usize) -> Atom<'a, T> {
     let (e0, e1) = (g.edge_off[i], g.edge_off[i + 1]);
     let (a0, a1) = (g.ang_off[i], g.ang_off[i + 1]);
@@ -343,6 +440,7 @@ fn atom<'a, T>(g: &'a Graph<T>, i: usize) -> Atom<'a, T> {
 
 /// Layer-0 inputs of one atom from its geometry: `e⁰ = φ(ein·w + b)` (no φ with
 /// `edge_init_use_dist`) and `a⁰ = cos·w (+ b)`.
+#[inline(always)]
 fn initial_inputs<T: Real>(cx: &LayerCtx<T>, at: &Atom<T>, s: &mut Scratch<T>, grad: bool) {
     let o = cx.o;
     let ed = o.e_dim;
@@ -379,6 +477,7 @@ fn initial_inputs<T: Real>(cx: &LayerCtx<T>, at: &Atom<T>, s: &mut Scratch<T>, g
 }
 
 /// Symmetrised features `grrg` of both blocks from `hg`, into `out` (`axis·(e_dim + n_dim)`).
+#[inline(always)]
 fn grrg<T: Real>(o: &Opts, hg: &[T], out: &mut [T]) {
     let three = T::of(3.0);
     let mut off = 0;
@@ -396,6 +495,7 @@ fn grrg<T: Real>(o: &Opts, hg: &[T], out: &mut [T]) {
 }
 
 /// Backward of [`grrg`]: `gsym` → `ghg` (overwritten).
+#[inline(always)]
 fn grrg_backward<T: Real>(o: &Opts, hg: &[T], gsym: &[T], ghg: &mut [T]) {
     let three = T::of(3.0);
     ghg.fill(T::zero());
@@ -416,9 +516,14 @@ fn grrg_backward<T: Real>(o: &Opts, hg: &[T], gsym: &[T], ghg: &mut [T]) {
     }
 }
 
-/// Forward of one atom. Leaves in `s` what [`atom_backward`] needs when `grad`; writes the
-/// updated edges/angles to `s.e_tmp`/`s.a_tmp`, the message `u3` and `hg`.
+/// Forward of one atom: the updated edges into `s.e_tmp`, z4 and φ'(z4) into `s.z4`/`s.z4d`,
+/// the updated angles into `a_dst` (when given), the message `u3` and `hg`.
+///
+/// With `grad` it is the recomputation before [`atom_backward`]: it leaves the edge-level
+/// intermediates in `s` and skips the angle pairs (the backward recomputes them block by
+/// block) and z4 (which must then already be in `s.z4`/`s.z4d`, from the layer's save).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn atom_eval<T: Real>(
     cx: &LayerCtx<T>,
     at: &Atom<T>,
@@ -426,6 +531,8 @@ fn atom_eval<T: Real>(
     qa: &[T],
     u3: &mut [T],
     hg: &mut [T],
+    a_dst: Option<&mut [T]>,
+    keep: Option<PairsMut<T>>,
     s: &mut Scratch<T>,
     grad: bool,
 ) {
@@ -453,16 +560,14 @@ fn atom_eval<T: Real>(
         ek,
         ej,
         p2,
-        p2d,
         p1,
-        p1d,
+        at: at_blk,
         m,
         z4,
         z4d,
         z3,
         z3d,
         e_tmp,
-        a_tmp,
         is_ang,
         ..
     } = s;
@@ -523,87 +628,105 @@ fn atom_eval<T: Real>(
             matmul(na, wq, e_a, ea, Op::N, &aw.wik, Op::N, ek, T::zero());
             matmul(na, wq, e_a, ea, Op::N, &aw.wij, Op::N, ej, T::zero());
 
-            // Angle self: pre2 = ((qa + e_ik) + e_ij) + a W.
             // e_ik rows with the node term folded in: (qa + e_ik), the first sum of DeePMD's order.
             for row in ek[..na * wq].chunks_exact_mut(wq) {
                 for (v, &b) in row.iter_mut().zip(qa) {
                     *v = b + *v;
                 }
             }
-            let p2 = &mut p2[..np * ad];
-            match &cx.a0 {
-                Some(pj) => outer_affine(&cos[..np], &pj.v2, &pj.c2, p2),
-                None => matmul(np, ad, ad, a, Op::N, &aw.w2a, Op::N, p2, T::zero()),
-            }
-            for (jj, rows) in p2.chunks_exact_mut((na * ad).max(1)).enumerate() {
-                let ejr = &ej[jj * wq + ed..(jj + 1) * wq];
-                for (kk, row) in rows.chunks_exact_mut(ad).enumerate() {
-                    add2_before(row, &ek[kk * wq + ed..(kk + 1) * wq], ejr);
+            // In the backward the pair blocks are recomputed next to their gradients
+            // (`atom_backward`), and z4 is read from the layer's save.
+            if !grad {
+                let m = &mut m[..ne * ed];
+                if o.smooth_edge_update {
+                    m.fill(T::zero());
+                } else {
+                    m.copy_from_slice(eref);
                 }
-            }
-            activate(act, p2, grad.then_some(&mut p2d[..np * ad]));
-            let ua = &cx.lw.upd_a;
-            let a_out = &mut a_tmp[..np * ad];
-            // The backward reads the updated angles only in sequential mode.
-            let need_a_out = !grad || o.sequential;
-            for ((dst, ar), wr) in a_out
-                .chunks_exact_mut(ad)
-                .zip(a.chunks_exact(ad))
-                .zip(p2.chunks_exact(ad))
-                .take(if need_a_out { np } else { 0 })
-            {
-                for (((d, &av), &wv), &bv) in dst.iter_mut().zip(ar).zip(wr).zip(&ua.beta[0]) {
-                    *d = ua.alpha * av + bv * wv;
+                let sa = T::of(o.na_norm.sqrt());
+                let bj = block_j(na);
+                let mut a_dst = a_dst;
+                let mut keep = keep;
+                for j0 in (0..na).step_by(bj) {
+                    let j1 = (j0 + bj).min(na);
+                    let (r0, r1) = (j0 * na, j1 * na);
+                    let nb = r1 - r0;
+                    let keep_at = a_dst.is_some() || o.sequential;
+                    let blk = PairBlock {
+                        j0,
+                        j1,
+                        a: &a[r0 * ad..r1 * ad],
+                        cos: &cos[r0..r1],
+                    };
+                    let at_out = keep_at.then(|| &mut at_blk[..nb * ad]);
+                    let p1: &[T] = match keep.as_mut() {
+                        Some(k) => {
+                            let p1 = &mut k.p1[r0 * ed..r1 * ed];
+                            angle_block_forward(
+                                cx,
+                                aw,
+                                na,
+                                &blk,
+                                ek,
+                                ej,
+                                &mut p2[..nb * ad],
+                                Some(&mut k.p2d[r0 * ad..r1 * ad]),
+                                at_out,
+                                &mut *p1,
+                                Some(&mut k.p1d[r0 * ed..r1 * ed]),
+                            );
+                            p1
+                        }
+                        None => {
+                            let p1 = &mut p1[..nb * ed];
+                            angle_block_forward(
+                                cx,
+                                aw,
+                                na,
+                                &blk,
+                                ek,
+                                ej,
+                                &mut p2[..nb * ad],
+                                None,
+                                at_out,
+                                &mut *p1,
+                                None,
+                            );
+                            p1
+                        }
+                    };
+                    if let Some(dst) = a_dst.as_deref_mut() {
+                        dst[r0 * ad..r1 * ad].copy_from_slice(&at_blk[..nb * ad]);
+                    }
+                    // Edge ← angle: pre1 reduced over k with a_sw_j a_sw_k / √Na.
+                    for jj in j0..j1 {
+                        let el = at.aidx[jj] as usize;
+                        let aj = at.geo[el].asw;
+                        let row = &mut m[el * ed..(el + 1) * ed];
+                        row.fill(T::zero());
+                        let rows = &p1[(jj - j0) * na * ed..(jj - j0 + 1) * na * ed];
+                        for (kk, src) in rows.chunks_exact(ed).enumerate() {
+                            let f = aj * at.geo[at.aidx[kk] as usize].asw;
+                            axpy(row, f, src);
+                        }
+                        for v in row.iter_mut() {
+                            *v = *v / sa;
+                        }
+                    }
                 }
+                let z4 = &mut z4[..ne * ed];
+                fill_rows(z4, &aw.b_l2, ne);
+                matmul(ne, ed, ed, m, Op::N, &aw.w_l2, Op::N, z4, T::one());
+                activate(act, z4, Some(&mut z4d[..ne * ed]));
             }
-            let a_for1: &[T] = if o.sequential { a_out } else { a };
-
-            // Edge ← angle: pre1, reduced over k with a_sw_j a_sw_k / √Na.
-            let p1 = &mut p1[..np * ed];
-            match (&cx.a0, o.sequential) {
-                (Some(pj), false) => outer_affine(&cos[..np], &pj.v1, &pj.c1, p1),
-                _ => matmul(np, ed, ad, a_for1, Op::N, &aw.w1a, Op::N, p1, T::zero()),
-            }
-            for (jj, rows) in p1.chunks_exact_mut((na * ed).max(1)).enumerate() {
-                let ejr = &ej[jj * wq..jj * wq + ed];
-                for (kk, row) in rows.chunks_exact_mut(ed).enumerate() {
-                    add2_before(row, &ek[kk * wq..kk * wq + ed], ejr);
-                }
-            }
-            activate(act, p1, grad.then_some(&mut p1d[..np * ed]));
-            let m = &mut m[..ne * ed];
-            if o.smooth_edge_update {
-                m.fill(T::zero());
-            } else {
-                m.copy_from_slice(eref);
-            }
-            let sa = T::of(o.na_norm.sqrt());
-            for jj in 0..na {
-                let el = at.aidx[jj] as usize;
-                let aj = at.geo[el].asw;
-                let row = &mut m[el * ed..(el + 1) * ed];
-                row.fill(T::zero());
-                for (kk, src) in p1[jj * na * ed..(jj + 1) * na * ed]
-                    .chunks_exact(ed)
-                    .enumerate()
-                {
-                    let f = aj * at.geo[at.aidx[kk] as usize].asw;
-                    axpy(row, f, src);
-                }
-                for v in row.iter_mut() {
-                    *v = *v / sa;
-                }
-            }
-            let z4 = &mut z4[..ne * ed];
-            fill_rows(z4, &aw.b_l2, ne);
-            matmul(ne, ed, ed, m, Op::N, &aw.w_l2, Op::N, z4, T::one());
-            activate(act, z4, grad.then_some(&mut z4d[..ne * ed]));
+            // The backward reads the output edges only in sequential mode.
             let ue = &lw.upd_e;
             for (((dst, er), yr), zr) in e_out
                 .chunks_exact_mut(ed)
                 .zip(eref.chunks_exact(ed))
                 .zip(y.chunks_exact(ed))
-                .zip(z4.chunks_exact(ed))
+                .zip(z4[..ne * ed].chunks_exact(ed))
+                .take(if grad && !o.sequential { 0 } else { ne })
             {
                 if o.sequential {
                     for (((d, &ev), &zv), &b1) in dst.iter_mut().zip(er).zip(zr).zip(&ue.beta[1]) {
@@ -683,11 +806,221 @@ fn atom_eval<T: Real>(
     }
 }
 
+/// Pair rows `j0·na .. j1·na` of one atom's angle block and their inputs.
+struct PairBlock<'a, T> {
+    j0: usize,
+    j1: usize,
+    /// The block's rows of the layer's input angles (`nb × a_dim`).
+    a: &'a [T],
+    /// The block's rows of cos θ (read in layer 0 only).
+    cos: &'a [T],
+}
+
+/// Forward of one pair block: the angle-self activation into `p2` (φ' into `p2d`), the
+/// updated angles into `at` (when given; sequential mode needs them for `p1`), and the
+/// edge-message activation into `p1` (φ' into `p1d`). `ek`/`ej` are the atom's angle-edge
+/// terms (`na × (e_dim + a_dim)`, the node term folded into `ek`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn angle_block_forward<T: Real>(
+    cx: &LayerCtx<T>,
+    aw: &AngleW<T>,
+    na: usize,
+    b: &PairBlock<T>,
+    ek: &[T],
+    ej: &[T],
+    p2: &mut [T],
+    p2d: Option<&mut [T]>,
+    at: Option<&mut [T]>,
+    p1: &mut [T],
+    p1d: Option<&mut [T]>,
+) {
+    let o = cx.o;
+    let (ed, ad) = (o.e_dim, o.a_dim);
+    let wq = ed + ad;
+    let nb = b.cos.len();
+    // Angle self: pre2 = ((qa + e_ik) + e_ij) + a W.
+    match &cx.a0 {
+        Some(pj) => outer_affine(b.cos, &pj.v2, &pj.c2, p2),
+        None => matmul(nb, ad, ad, b.a, Op::N, &aw.w2a, Op::N, p2, T::zero()),
+    }
+    for (jj, rows) in (b.j0..b.j1).zip(p2.chunks_exact_mut((na * ad).max(1))) {
+        let ejr = &ej[jj * wq + ed..(jj + 1) * wq];
+        for (kk, row) in rows.chunks_exact_mut(ad).enumerate() {
+            add2_before(row, &ek[kk * wq + ed..(kk + 1) * wq], ejr);
+        }
+    }
+    activate(o.act, p2, p2d);
+    let a_for1: &[T] = match at {
+        Some(at) => {
+            let ua = &cx.lw.upd_a;
+            for ((dst, ar), wr) in at
+                .chunks_exact_mut(ad)
+                .zip(b.a.chunks_exact(ad))
+                .zip(p2.chunks_exact(ad))
+            {
+                for (((d, &av), &wv), &bv) in dst.iter_mut().zip(ar).zip(wr).zip(&ua.beta[0]) {
+                    *d = ua.alpha * av + bv * wv;
+                }
+            }
+            if o.sequential {
+                at
+            } else {
+                b.a
+            }
+        }
+        None => b.a,
+    };
+    // Edge ← angle: pre1 = ((qa + e_ik) + e_ij) + a W.
+    match (&cx.a0, o.sequential) {
+        (Some(pj), false) => outer_affine(b.cos, &pj.v1, &pj.c1, p1),
+        _ => matmul(nb, ed, ad, a_for1, Op::N, &aw.w1a, Op::N, p1, T::zero()),
+    }
+    for (jj, rows) in (b.j0..b.j1).zip(p1.chunks_exact_mut((na * ed).max(1))) {
+        let ejr = &ej[jj * wq..jj * wq + ed];
+        for (kk, row) in rows.chunks_exact_mut(ed).enumerate() {
+            add2_before(row, &ek[kk * wq..kk * wq + ed], ejr);
+        }
+    }
+    activate(o.act, p1, p1d);
+}
+
+/// An atom's kept pair intermediates (rows of [`LayerSave::p1`], `p1d`, `p2d`), written by
+/// the forward.
+struct PairsMut<'a, T> {
+    p1: &'a mut [T],
+    p1d: &'a mut [T],
+    p2d: &'a mut [T],
+}
+
+/// What [`angle_block_backward`] reads from [`angle_block_forward`] with φ' (a block's rows,
+/// or an atom's kept rows).
+struct BlockFwd<'a, T> {
+    p1: &'a [T],
+    p1d: &'a [T],
+    p2d: &'a [T],
+}
+
+/// Block-sized gradient buffers of [`angle_block_backward`].
+struct BlockGrad<'a, T> {
+    gp1: &'a mut [T],
+    gp2: &'a mut [T],
+    gat: &'a mut [T],
+}
+
+/// Backward of one pair block. `gm` = ∂L/∂m of the atom's edges; `ga` (the block's rows of
+/// ∂L/∂ output angles) becomes ∂L/∂ input angles, or in layer 0 `gcos` receives ∂L/∂cos; the
+/// pre-activation gradients are summed into `gek` (per k) and `gej` (per j), the
+/// angle-switch gradients into `gg`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn angle_block_backward<T: Real>(
+    cx: &LayerCtx<T>,
+    aw: &AngleW<T>,
+    at: &Atom<T>,
+    b: &PairBlock<T>,
+    gm: &[T],
+    f: BlockFwd<T>,
+    g: BlockGrad<T>,
+    ga: &mut [T],
+    gcos: &mut [T],
+    gek: &mut [T],
+    gej: &mut [T],
+    gg: &mut [GeoGrad<T>],
+) {
+    let o = cx.o;
+    let (ed, ad) = (o.e_dim, o.a_dim);
+    let wq = ed + ad;
+    let na = at.na;
+    let nb = b.cos.len();
+    let BlockGrad { gp1, gp2, gat } = g;
+    let sa = T::of(o.na_norm.sqrt());
+    for jj in b.j0..b.j1 {
+        let elj = at.aidx[jj] as usize;
+        let aj = at.geo[elj].asw;
+        let gmj = &gm[elj * ed..(elj + 1) * ed];
+        let mut gaj = T::zero();
+        for kk in 0..na {
+            let elk = at.aidx[kk] as usize;
+            let ak = at.geo[elk].asw;
+            let fc = aj * ak / sa;
+            let r = ((jj - b.j0) * na + kk) * ed;
+            for ((g, &gmv), &d) in gp1[r..r + ed].iter_mut().zip(gmj).zip(&f.p1d[r..r + ed]) {
+                *g = gmv * fc * d;
+            }
+            let sjk = vdot(&f.p1[r..r + ed], gmj);
+            gaj += ak * sjk;
+            gg[elk].asw += aj * sjk / sa;
+        }
+        gg[elj].asw += gaj / sa;
+    }
+    for (jj, rows) in (b.j0..b.j1).zip(gp1.chunks_exact((na * ed).max(1))) {
+        let gj = &mut gej[jj * wq..jj * wq + ed];
+        for (kk, row) in rows.chunks_exact(ed).enumerate() {
+            add_assign(&mut gek[kk * wq..kk * wq + ed], row);
+            add_assign(gj, row);
+        }
+    }
+    // Angle self.
+    let ua = &cx.lw.upd_a;
+    if o.sequential {
+        gat.copy_from_slice(ga);
+        matmul(nb, ad, ed, gp1, Op::N, &aw.w1a, Op::T, gat, T::one());
+        for ((gr, ar), dr) in gp2
+            .chunks_exact_mut(ad)
+            .zip(gat.chunks_exact(ad))
+            .zip(f.p2d.chunks_exact(ad))
+        {
+            for (((g, &a), &d), &bv) in gr.iter_mut().zip(ar).zip(dr).zip(&ua.beta[0]) {
+                *g = (bv * a) * d;
+            }
+        }
+        ga.copy_from_slice(gat);
+    } else {
+        for ((gr, ar), dr) in gp2
+            .chunks_exact_mut(ad)
+            .zip(ga.chunks_exact_mut(ad))
+            .zip(f.p2d.chunks_exact(ad))
+        {
+            for (((g, a), &d), &bv) in gr.iter_mut().zip(ar.iter_mut()).zip(dr).zip(&ua.beta[0]) {
+                *g = (bv * *a) * d;
+                *a *= ua.alpha;
+            }
+        }
+        if cx.a0.is_none() {
+            matmul(nb, ad, ed, gp1, Op::N, &aw.w1a, Op::T, ga, T::one());
+        }
+    }
+    match &cx.a0 {
+        // Layer 0: only ∂L/∂cos = (∂L/∂a⁰)·w is needed (see `A0Proj`).
+        Some(pj) => {
+            let w = &cx.par.angle_embd.w;
+            for (r, gc) in gcos.iter_mut().enumerate() {
+                let mut g =
+                    vdot(&ga[r * ad..(r + 1) * ad], w) + vdot(&gp2[r * ad..(r + 1) * ad], &pj.v2);
+                if !o.sequential {
+                    g += vdot(&gp1[r * ed..(r + 1) * ed], &pj.v1);
+                }
+                *gc = g;
+            }
+        }
+        None => matmul(nb, ad, ad, gp2, Op::N, &aw.w2a, Op::T, ga, T::one()),
+    }
+    for (jj, rows) in (b.j0..b.j1).zip(gp2.chunks_exact((na * ad).max(1))) {
+        let gj = &mut gej[jj * wq + ed..(jj + 1) * wq];
+        for (kk, row) in rows.chunks_exact(ad).enumerate() {
+            add_assign(&mut gek[kk * wq + ed..(kk + 1) * wq], row);
+            add_assign(gj, row);
+        }
+    }
+}
+
 /// Backward of one atom after [`atom_eval`] with `grad`. `ge`/`ga` hold ∂L/∂(edges, angles)
 /// of the layer output and are overwritten with those of the layer input; `dp` receives
 /// ∂L/∂(pre-activations) per edge (`[node–edge | edge-self]`), `gq` their sum, `gqa` the sum
 /// over angle pairs; geometry gradients are added to `gg`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn atom_backward<T: Real>(
     cx: &LayerCtx<T>,
     at: &Atom<T>,
@@ -699,6 +1032,7 @@ fn atom_backward<T: Real>(
     gq: &mut [T],
     gqa: &mut [T],
     gg: &mut [GeoGrad<T>],
+    kept: Option<BlockFwd<T>>,
     s: &mut Scratch<T>,
 ) {
     let o = cx.o;
@@ -711,10 +1045,16 @@ fn atom_backward<T: Real>(
     let np = na * na;
     let Scratch {
         e0,
+        a0,
+        cos,
+        ek,
+        ej,
         yd,
+        p2,
         p2d,
         p1,
         p1d,
+        at: at_blk,
         z4d,
         z3,
         z3d,
@@ -847,96 +1187,72 @@ fn atom_backward<T: Real>(
                     }
                 }
             }
-            let sa = T::of(o.na_norm.sqrt());
-            let gp1 = &mut gp1[..np * ed];
-            let p1 = &p1[..np * ed];
-            for jj in 0..na {
-                let elj = at.aidx[jj] as usize;
-                let aj = at.geo[elj].asw;
-                let gmj = &gm[elj * ed..(elj + 1) * ed];
-                let mut gaj = T::zero();
-                for kk in 0..na {
-                    let elk = at.aidx[kk] as usize;
-                    let ak = at.geo[elk].asw;
-                    let f = aj * ak / sa;
-                    let r = (jj * na + kk) * ed;
-                    for ((g, &gmv), &d) in gp1[r..r + ed].iter_mut().zip(gmj).zip(&p1d[r..r + ed]) {
-                        *g = gmv * f * d;
-                    }
-                    let sjk = vdot(&p1[r..r + ed], gmj);
-                    gaj += ak * sjk;
-                    gg[elk].asw += aj * sjk / sa;
-                }
-                gg[elj].asw += gaj / sa;
-            }
             let gek = &mut gek[..na * wq];
             let gej = &mut gej[..na * wq];
             gek.fill(T::zero());
             gej.fill(T::zero());
             gqa.fill(T::zero());
-            for (jj, rows) in gp1.chunks_exact((na * ed).max(1)).enumerate() {
-                let gj = &mut gej[jj * wq..jj * wq + ed];
-                for (kk, row) in rows.chunks_exact(ed).enumerate() {
-                    add_assign(&mut gek[kk * wq..kk * wq + ed], row);
-                    add_assign(gj, row);
-                }
-            }
-            // Angle self.
-            let ua = &lw.upd_a;
-            let ga = &mut ga[..np * ad];
-            let gp2 = &mut gp2[..np * ad];
-            if o.sequential {
-                let gat = &mut gat[..np * ad];
-                gat.copy_from_slice(ga);
-                matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, gat, T::one());
-                for ((gr, ar), dr) in gp2
-                    .chunks_exact_mut(ad)
-                    .zip(gat.chunks_exact(ad))
-                    .zip(p2d.chunks_exact(ad))
-                {
-                    for (((g, &a), &d), &b) in gr.iter_mut().zip(ar).zip(dr).zip(&ua.beta[0]) {
-                        *g = (b * a) * d;
-                    }
-                }
-                ga.copy_from_slice(gat);
-            } else {
-                for ((gr, ar), dr) in gp2
-                    .chunks_exact_mut(ad)
-                    .zip(ga.chunks_exact_mut(ad))
-                    .zip(p2d.chunks_exact(ad))
-                {
-                    for (((g, a), &d), &b) in
-                        gr.iter_mut().zip(ar.iter_mut()).zip(dr).zip(&ua.beta[0])
-                    {
-                        *g = (b * *a) * d;
-                        *a *= ua.alpha;
-                    }
-                }
-                if cx.a0.is_none() {
-                    matmul(np, ad, ed, gp1, Op::N, &aw.w1a, Op::T, ga, T::one());
-                }
-            }
-            match &cx.a0 {
-                // Layer 0: only ∂L/∂cos = (∂L/∂a⁰)·w is needed (see `A0Proj`).
-                Some(pj) => {
-                    let w = &cx.par.angle_embd.w;
-                    for r in 0..np {
-                        let mut g = vdot(&ga[r * ad..(r + 1) * ad], w)
-                            + vdot(&gp2[r * ad..(r + 1) * ad], &pj.v2);
-                        if !o.sequential {
-                            g += vdot(&gp1[r * ed..(r + 1) * ed], &pj.v1);
+            let a: &[T] = match cx.a_in {
+                Some(buf) => &buf[at.p0 * ad..(at.p0 + np) * ad],
+                None => &a0[..np * ad],
+            };
+            let bj = block_j(na);
+            for j0 in (0..na).step_by(bj) {
+                let j1 = (j0 + bj).min(na);
+                let (r0, r1) = (j0 * na, j1 * na);
+                let nb = r1 - r0;
+                let blk = PairBlock {
+                    j0,
+                    j1,
+                    a: &a[r0 * ad..r1 * ad],
+                    cos: &cos[r0..r1],
+                };
+                let fwd = match &kept {
+                    Some(k) => BlockFwd {
+                        p1: &k.p1[r0 * ed..r1 * ed],
+                        p1d: &k.p1d[r0 * ed..r1 * ed],
+                        p2d: &k.p2d[r0 * ad..r1 * ad],
+                    },
+                    None => {
+                        angle_block_forward(
+                            cx,
+                            aw,
+                            na,
+                            &blk,
+                            ek,
+                            ej,
+                            &mut p2[..nb * ad],
+                            Some(&mut p2d[..nb * ad]),
+                            o.sequential.then(|| &mut at_blk[..nb * ad]),
+                            &mut p1[..nb * ed],
+                            Some(&mut p1d[..nb * ed]),
+                        );
+                        BlockFwd {
+                            p1: &p1[..nb * ed],
+                            p1d: &p1d[..nb * ed],
+                            p2d: &p2d[..nb * ad],
                         }
-                        gcos[r] = g;
                     }
-                }
-                None => matmul(np, ad, ad, gp2, Op::N, &aw.w2a, Op::T, ga, T::one()),
-            }
-            for (jj, rows) in gp2.chunks_exact((na * ad).max(1)).enumerate() {
-                let gj = &mut gej[jj * wq + ed..(jj + 1) * wq];
-                for (kk, row) in rows.chunks_exact(ad).enumerate() {
-                    add_assign(&mut gek[kk * wq + ed..(kk + 1) * wq], row);
-                    add_assign(gj, row);
-                }
+                };
+                let bufs = BlockGrad {
+                    gp1: &mut gp1[..nb * ed],
+                    gp2: &mut gp2[..nb * ad],
+                    gat: &mut gat[..nb * ad],
+                };
+                angle_block_backward(
+                    cx,
+                    aw,
+                    at,
+                    &blk,
+                    gm,
+                    fwd,
+                    bufs,
+                    &mut ga[r0 * ad..r1 * ad],
+                    &mut gcos[r0..r1],
+                    gek,
+                    gej,
+                    gg,
+                );
             }
             // The node term sees every pair: Σ_jk = Σ_k (Σ_j).
             for row in gek.chunks_exact(wq) {
@@ -1014,6 +1330,7 @@ fn atom_backward<T: Real>(
 
 /// Layer-0 tail of one atom: ∂L/∂e⁰ and ∂L/∂cos (left in `s.gcos` by [`atom_backward`])
 /// into geometry gradients.
+#[inline(always)]
 fn initial_backward<T: Real>(
     cx: &LayerCtx<T>,
     at: &Atom<T>,
@@ -1043,6 +1360,7 @@ fn initial_backward<T: Real>(
 }
 
 /// Node input of the angle MLPs for the chunk rows `nc` (`m × n_dim`), into `s.c_na`.
+#[inline(always)]
 fn node_for_angle<T: Real>(o: &Opts, lw: &LayerW<T>, nc: &[T], m: usize, out: &mut [T]) {
     let (n, n_a) = (o.n_dim, o.n_a);
     match o.compress {
@@ -1062,9 +1380,22 @@ fn node_for_angle<T: Real>(o: &Opts, lw: &LayerW<T>, nc: &[T], m: usize, out: &m
     }
 }
 
-/// Forward of chunk `c`: writes the next node rows (`m × n_dim`), the saved per-atom values,
-/// and (when given) the chunk's output edges and angles.
-pub(crate) fn forward_chunk<T: Real>(
+multiversion!(
+    /// Forward of chunk `c`: writes the next node rows (`m × n_dim`), the saved per-atom
+    /// values, and (when given) the chunk's output edges and angles.
+    pub(crate) fn forward_chunk<T: Real>(
+        cx: &LayerCtx<T>,
+        c: usize,
+        n_next: &mut [T],
+        save: SaveChunk<T>,
+        e_out: Option<&mut [T]>,
+        a_out: Option<&mut [T]>,
+        s: &mut Scratch<T>,
+    ) => forward_chunk_impl
+);
+
+#[inline(always)]
+fn forward_chunk_impl<T: Real>(
     cx: &LayerCtx<T>,
     c: usize,
     n_next: &mut [T],
@@ -1123,6 +1454,13 @@ pub(crate) fn forward_chunk<T: Real>(
             &[][..]
         };
         let hg = &mut save.hg[k * o.w_hg()..(k + 1) * o.w_hg()];
+        let np = at.na * at.na;
+        let pr = at.p0 - p_base..at.p0 - p_base + np;
+        let keep = (!save.p1.is_empty()).then(|| PairsMut {
+            p1: &mut save.p1[pr.start * ed..pr.end * ed],
+            p1d: &mut save.p1d[pr.start * ed..pr.end * ed],
+            p2d: &mut save.p2d[pr.start * ad..pr.end * ad],
+        });
         atom_eval(
             cx,
             &at,
@@ -1130,18 +1468,24 @@ pub(crate) fn forward_chunk<T: Real>(
             qa,
             &mut u3[k * hn..(k + 1) * hn],
             hg,
+            a_out
+                .as_deref_mut()
+                .map(|ao| &mut ao[pr.start * ad..pr.end * ad]),
+            keep,
             s,
             false,
         );
         grrg(o, hg, &mut sym[k * o.w_sym()..(k + 1) * o.w_sym()]);
+        let off = (at.e0 - e_base) * ed;
+        let rows = off..off + at.ne * ed;
         if let Some(eo) = e_out.as_deref_mut() {
-            let off = (at.e0 - e_base) * ed;
-            eo[off..off + at.ne * ed].copy_from_slice(&s.e_tmp[..at.ne * ed]);
+            eo[rows.clone()].copy_from_slice(&s.e_tmp[..at.ne * ed]);
         }
-        if let Some(ao) = a_out.as_deref_mut() {
-            let np = at.na * at.na;
-            let off = (at.p0 - p_base) * ad;
-            ao[off..off + np * ad].copy_from_slice(&s.a_tmp[..np * ad]);
+        if !save.z4d.is_empty() {
+            save.z4d[rows.clone()].copy_from_slice(&s.z4d[..at.ne * ed]);
+        }
+        if !save.z4.is_empty() {
+            save.z4[rows].copy_from_slice(&s.z4[..at.ne * ed]);
         }
     }
 
@@ -1182,8 +1526,21 @@ pub(crate) struct GradChunk<'a, T> {
     pub ghg_n: &'a mut [T],
 }
 
-/// Backward of chunk `c` given `gnext` = ∂L/∂(layer-output node rows of the chunk).
-pub(crate) fn backward_chunk<T: Real>(
+multiversion!(
+    /// Backward of chunk `c` given `gnext` = ∂L/∂(layer-output node rows of the chunk).
+    pub(crate) fn backward_chunk<T: Real>(
+        cx: &LayerCtx<T>,
+        c: usize,
+        save: &LayerSave<T>,
+        gnext: &[T],
+        io: GradChunk<T>,
+        first: bool,
+        s: &mut Scratch<T>,
+    ) => backward_chunk_impl
+);
+
+#[inline(always)]
+fn backward_chunk_impl<T: Real>(
     cx: &LayerCtx<T>,
     c: usize,
     save: &LayerSave<T>,
@@ -1250,6 +1607,13 @@ pub(crate) fn backward_chunk<T: Real>(
             &[][..]
         };
         // Recompute this atom's intermediates (its u3 and hg are not needed again).
+        let rows = at.e0 * ed..(at.e0 + at.ne) * ed;
+        if !save.z4d.is_empty() {
+            s.z4d[..at.ne * ed].copy_from_slice(&save.z4d[rows.clone()]);
+        }
+        if !save.z4.is_empty() {
+            s.z4[..at.ne * ed].copy_from_slice(&save.z4[rows]);
+        }
         let mut t_u3 = std::mem::take(&mut s.t_u3);
         let mut t_hg = std::mem::take(&mut s.t_hg);
         atom_eval(
@@ -1259,6 +1623,8 @@ pub(crate) fn backward_chunk<T: Real>(
             qa,
             &mut t_u3,
             &mut t_hg,
+            None,
+            None,
             s,
             true,
         );
@@ -1268,6 +1634,12 @@ pub(crate) fn backward_chunk<T: Real>(
         let po = (at.p0 - p_base) * ad;
         let np = at.na * at.na;
         let eg0 = at.e0 - e_base;
+        let pr = at.p0..at.p0 + np;
+        let kept = (!save.p1.is_empty()).then(|| BlockFwd {
+            p1: &save.p1[pr.start * ed..pr.end * ed],
+            p1d: &save.p1d[pr.start * ed..pr.end * ed],
+            p2d: &save.p2d[pr.start * ad..pr.end * ad],
+        });
         atom_backward(
             cx,
             &at,
@@ -1279,6 +1651,7 @@ pub(crate) fn backward_chunk<T: Real>(
             &mut gq[k * w..(k + 1) * w],
             &mut gqa[k * wq..(k + 1) * wq],
             &mut io.gg[eg0..eg0 + at.ne],
+            kept,
             s,
         );
         io.ghg_n[k * 3 * n..(k + 1) * 3 * n]

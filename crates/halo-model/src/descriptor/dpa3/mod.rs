@@ -42,15 +42,24 @@ use crate::Real;
 use config::Parsed;
 use geometry::{GeoGrad, Graph};
 use halo_core::{Exchange, ExchangeError, ExchangeSlot};
-use layer::{GradChunk, LayerCtx, LayerSave, SaveChunk, ScratchPool};
+use layer::{GradChunk, LayerCtx, LayerSave, ScratchPool};
 use rayon::prelude::*;
-use util::{chunk_bounds, split_rows, uniform_bounds, CHUNK, ROW_CHUNK};
+use util::{chunk_bounds, split_rows, uniform_bounds, BufPool, CHUNK, ROW_CHUNK};
 
 /// A DPA3 descriptor ready to evaluate in precision `T`.
 #[derive(Debug, Clone)]
 pub struct Dpa3<T: Real> {
     p: Parsed<T>,
+    /// See [`Dpa3::set_store_budget`].
+    store_budget: usize,
+    /// Kept pairs and layer outputs of earlier evaluations, reused by the next one.
+    pool: BufPool<T>,
 }
+
+/// Default store budget of one DPA3 evaluation: 1 GiB, which holds every layer's angle
+/// pairs up to about 230 atoms in f64 (460 in f32) at liquid-water density with DPA3's
+/// usual sizes; larger systems keep some layers and recompute the rest.
+pub const DEFAULT_STORE_BUDGET: usize = 1 << 30;
 
 /// What [`Dpa3::forward`] keeps for [`Dpa3::backward`].
 #[derive(Debug, Clone)]
@@ -98,6 +107,8 @@ impl<T: Real> Dpa3<T> {
     pub fn from_dict(d: &Dict) -> Result<Self, ModelError> {
         Ok(Dpa3 {
             p: config::parse(d, true)?,
+            store_budget: DEFAULT_STORE_BUDGET,
+            pool: BufPool::new(),
         })
     }
 
@@ -106,6 +117,8 @@ impl<T: Real> Dpa3<T> {
     pub fn from_dict_any_precision(d: &Dict) -> Result<Self, ModelError> {
         Ok(Dpa3 {
             p: config::parse(d, false)?,
+            store_budget: DEFAULT_STORE_BUDGET,
+            pool: BufPool::new(),
         })
     }
 
@@ -203,6 +216,32 @@ impl<T: Real> Dpa3<T> {
         Ok(())
     }
 
+    /// Layers whose angle-pair intermediates the forward keeps for the backward: as many as
+    /// the store budget holds, the last layers first (layer 0's pairs are the cheapest to
+    /// recompute: its angle products are outer products).
+    fn kept_layers(&self, n_pairs: usize) -> Vec<bool> {
+        let o = &self.p.o;
+        let per_layer = n_pairs * (2 * o.e_dim + o.a_dim) * std::mem::size_of::<T>();
+        let mut kept = vec![false; o.nlayers];
+        let mut left = self.store_budget;
+        for l in (0..o.nlayers).rev() {
+            let angle_block =
+                self.p.layers[l].angle.is_some() && (l + 1 < o.nlayers || o.sequential);
+            if angle_block && per_layer <= left {
+                kept[l] = true;
+                left -= per_layer;
+            }
+        }
+        kept
+    }
+
+    /// Sets how many bytes of angle-pair intermediates an evaluation may keep from its
+    /// forward for its backward instead of recomputing them (default
+    /// [`DEFAULT_STORE_BUDGET`]); the results are the same bits either way.
+    pub fn set_store_budget(&mut self, bytes: usize) {
+        self.store_budget = bytes;
+    }
+
     /// `P = node · W_j` for all extended rows.
     fn neighbour_terms(&self, l: usize, node: &[T], nall: usize) -> Vec<T> {
         let o = &self.p.o;
@@ -270,27 +309,33 @@ impl<T: Real> Dpa3<T> {
         let mut cur = node0;
         let mut desc_rows = Vec::new();
         let scratch = ScratchPool::new(graph.max_ne, graph.max_na);
+        let kept = self.kept_layers(n_pairs);
         for l in 0..o.nlayers {
             ex.forward(T::rows_mut(&mut cur), n)?;
             let pm = self.neighbour_terms(l, &cur, nall);
             let last = l + 1 == o.nlayers;
             let mut next = vec![T::zero(); if last { nloc * n } else { nall * n }];
-            let mut e_next = if last {
-                Vec::new()
+            // Every row of these is written by the layer (pooled, so not zeroed).
+            let pool = &self.pool;
+            let mut e_next = pool.take_dirty(if last { 0 } else { n_edges * ed });
+            let mut a_next = pool.take_dirty(if last || !o.update_angle {
+                0
             } else {
-                vec![T::zero(); n_edges * ed]
-            };
-            let mut a_next = if last || !o.update_angle {
-                Vec::new()
-            } else {
-                vec![T::zero(); n_pairs * ad]
-            };
+                n_pairs * ad
+            });
+            let angle_block = p.layers[l].angle.is_some() && (!last || o.sequential);
+            let z4_rows = if angle_block { n_edges * ed } else { 0 };
             let mut save = LayerSave {
                 dact1: vec![T::zero(); nloc * n],
                 dact2: vec![T::zero(); nloc * n],
                 q: vec![T::zero(); nloc * o.w_ne()],
                 qa: vec![T::zero(); nloc * o.w_qa()],
                 hg: vec![T::zero(); nloc * o.w_hg()],
+                z4d: vec![T::zero(); z4_rows],
+                z4: vec![T::zero(); if o.sequential { z4_rows } else { 0 }],
+                p1: pool.take_dirty(if kept[l] { n_pairs * ed } else { 0 }),
+                p1d: pool.take_dirty(if kept[l] { n_pairs * ed } else { 0 }),
+                p2d: pool.take_dirty(if kept[l] { n_pairs * ad } else { 0 }),
             };
             {
                 let cx = LayerCtx::new(
@@ -321,27 +366,16 @@ impl<T: Real> Dpa3<T> {
                 };
                 let tasks: Vec<_> = split_rows(&mut next[..nloc * n], &ab, n)
                     .into_iter()
-                    .zip(split_rows(&mut save.dact1, &ab, n))
-                    .zip(split_rows(&mut save.dact2, &ab, n))
-                    .zip(split_rows(&mut save.q, &ab, o.w_ne()))
-                    .zip(split_rows(&mut save.qa, &ab, o.w_qa()))
-                    .zip(split_rows(&mut save.hg, &ab, o.w_hg()))
+                    .zip(save.chunks(o, &ab, &eb, &pb))
                     .zip(e_parts)
                     .zip(a_parts)
                     .enumerate()
                     .collect();
-                tasks.into_par_iter().for_each(
-                    |(c, (((((((nn, d1), d2), q), qa), hg), eo), ao))| {
-                        let save = SaveChunk {
-                            dact1: d1,
-                            dact2: d2,
-                            q,
-                            qa,
-                            hg,
-                        };
+                tasks
+                    .into_par_iter()
+                    .for_each(|(c, (((nn, save), eo), ao))| {
                         scratch.with(o, |s| layer::forward_chunk(&cx, c, nn, save, eo, ao, s));
-                    },
-                );
+                    });
             }
             saves.push(save);
             nodes.push(cur);
@@ -481,7 +515,21 @@ impl<T: Real> Dpa3<T> {
                 gnext.copy_from_slice(&gn_ext[..nloc * n]);
             }
         }
-        Ok(self.position_gradients(graph, &gg))
+        let grad = self.position_gradients(graph, &gg);
+        self.recycle(state);
+        Ok(grad)
+    }
+
+    /// Returns a finished evaluation's pooled buffers to the pool.
+    fn recycle(&self, state: Dpa3State<T>) {
+        for v in state.edges.into_iter().chain(state.angles) {
+            self.pool.give(v);
+        }
+        for s in state.saves {
+            for v in [s.p1, s.p1d, s.p2d] {
+                self.pool.give(v);
+            }
+        }
     }
 
     /// ∂L/∂n_ext of layer l for every extended row: own terms (local rows) plus, through the

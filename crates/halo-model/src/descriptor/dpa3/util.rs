@@ -1,6 +1,7 @@
 //! Chunking and element-wise helpers shared by the DPA3 kernels.
 
 use crate::{Activation, Real};
+use std::sync::Mutex;
 
 /// Centre atoms per parallel task. Fixed (never derived from the thread count), so every
 /// product and sum sees the same operands in the same order however many threads run.
@@ -43,13 +44,13 @@ pub(crate) fn split_rows<'a, T>(
 }
 
 /// Applies φ in place; with `d`, also writes φ'.
-#[inline]
+#[inline(always)]
 pub(crate) fn activate<T: Real>(act: Activation, x: &mut [T], d: Option<&mut [T]>) {
     crate::fastact::activate(act, x, d);
 }
 
 /// Writes `bias` into every row of `y` (`rows × bias.len()`).
-#[inline]
+#[inline(always)]
 pub(crate) fn fill_rows<T: Copy>(y: &mut [T], bias: &[T], rows: usize) {
     let w = bias.len();
     for r in 0..rows {
@@ -58,7 +59,7 @@ pub(crate) fn fill_rows<T: Copy>(y: &mut [T], bias: &[T], rows: usize) {
 }
 
 /// `dst = (a + dst) + b`, element-wise.
-#[inline]
+#[inline(always)]
 pub(crate) fn add_around<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
     for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
         *d = (x + *d) + y;
@@ -66,7 +67,7 @@ pub(crate) fn add_around<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
 }
 
 /// `dst = (a + b) + dst`, element-wise.
-#[inline]
+#[inline(always)]
 pub(crate) fn add2_before<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
     for ((d, &x), &y) in dst.iter_mut().zip(a).zip(b) {
         *d = (x + y) + *d;
@@ -74,7 +75,7 @@ pub(crate) fn add2_before<T: Real>(dst: &mut [T], a: &[T], b: &[T]) {
 }
 
 /// `dst += f · src`.
-#[inline]
+#[inline(always)]
 pub(crate) fn axpy<T: Real>(dst: &mut [T], f: T, src: &[T]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d += f * s;
@@ -82,7 +83,7 @@ pub(crate) fn axpy<T: Real>(dst: &mut [T], f: T, src: &[T]) {
 }
 
 /// `dst += src`.
-#[inline]
+#[inline(always)]
 pub(crate) fn add_assign<T: Real>(dst: &mut [T], src: &[T]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d += s;
@@ -90,7 +91,7 @@ pub(crate) fn add_assign<T: Real>(dst: &mut [T], src: &[T]) {
 }
 
 /// `Σ x·y` with four interleaved partial sums (fixed order, so deterministic) to vectorise.
-#[inline]
+#[inline(always)]
 pub(crate) fn vdot<T: Real>(x: &[T], y: &[T]) -> T {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &y[..n]);
@@ -108,4 +109,78 @@ pub(crate) fn vdot<T: Real>(x: &[T], y: &[T]) -> T {
         s += *a * *b;
     }
     s
+}
+
+/// Large per-evaluation buffers kept between the evaluations of one descriptor. An MD run
+/// evaluates a frame of the same size every step, and glibc unmaps blocks above its largest
+/// mmap threshold (32 MiB) on free, so without reuse every step page-faults its biggest
+/// buffers in again and the kernel zeroes them.
+pub(crate) struct BufPool<T> {
+    free: Mutex<Vec<Vec<T>>>,
+}
+
+/// Buffers a [`BufPool`] holds at most (one evaluation's kept angle pairs and layer outputs).
+const POOL_MAX: usize = 64;
+
+impl<T: Real> BufPool<T> {
+    /// An empty pool.
+    pub fn new() -> Self {
+        BufPool {
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A buffer of `len` elements with unspecified (finite, stale) contents, for buffers
+    /// whose every element is written before it is read. Debug builds fill it with NaN so
+    /// a read of an unwritten element shows in the results.
+    pub fn take_dirty(&self, len: usize) -> Vec<T> {
+        if len == 0 {
+            return Vec::new();
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let best = (0..free.len())
+            .filter(|&i| free[i].capacity() >= len)
+            .min_by_key(|&i| free[i].capacity());
+        let mut v = match best {
+            Some(i) => free.swap_remove(i),
+            None => return vec![T::zero(); len],
+        };
+        drop(free);
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, T::zero());
+        }
+        if cfg!(debug_assertions) {
+            v.fill(T::of(f64::NAN));
+        }
+        v
+    }
+
+    /// Keeps `v` for a later [`BufPool::take_dirty`].
+    pub fn give(&self, v: Vec<T>) {
+        if v.capacity() == 0 {
+            return;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < POOL_MAX {
+            free.push(v);
+        }
+    }
+}
+
+impl<T> Clone for BufPool<T> {
+    /// A fresh, empty pool (pooled buffers hold no state worth copying).
+    fn clone(&self) -> Self {
+        BufPool {
+            free: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for BufPool<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.free.lock().map(|v| v.len()).unwrap_or(0);
+        write!(f, "BufPool({n} free)")
+    }
 }
