@@ -104,12 +104,21 @@ impl<T: Real> A0Proj<T> {
     }
 }
 
-/// `out[r, c] = x[r]·v[c] + c0[c]` for the rows of `out` (width `v.len()`).
+/// `out[r, c] = x[r]·w[c] (+ b[c])` for the rows of `out` (width `w.len()`).
 #[inline(always)]
-fn outer_affine<T: Real>(x: &[T], v: &[T], c0: &[T], out: &mut [T]) {
-    for (row, &xr) in out.chunks_exact_mut(v.len()).zip(x) {
-        for ((d, &vc), &cc) in row.iter_mut().zip(v).zip(c0) {
-            *d = xr * vc + cc;
+fn affine_rows<T: Real>(x: impl Iterator<Item = T>, w: &[T], b: Option<&[T]>, out: &mut [T]) {
+    for (row, xr) in out.chunks_exact_mut(w.len()).zip(x) {
+        match b {
+            Some(b) => {
+                for ((d, &wc), &bc) in row.iter_mut().zip(w).zip(b) {
+                    *d = xr * wc + bc;
+                }
+            }
+            None => {
+                for (d, &wc) in row.iter_mut().zip(w) {
+                    *d = xr * wc + T::zero();
+                }
+            }
         }
     }
 }
@@ -445,14 +454,12 @@ fn initial_inputs<T: Real>(cx: &LayerCtx<T>, at: &Atom<T>, s: &mut Scratch<T>, g
     let o = cx.o;
     let ed = o.e_dim;
     let ee = &cx.par.edge_embd;
-    for k in 0..at.ne {
-        let x = at.geo[k].ein;
-        let row = &mut s.e0[k * ed..(k + 1) * ed];
-        for c in 0..ed {
-            let b = ee.b.as_ref().map_or(T::zero(), |b| b[c]);
-            row[c] = x * ee.w[c] + b;
-        }
-    }
+    affine_rows(
+        at.geo.iter().map(|g| g.ein),
+        &ee.w,
+        ee.b.as_deref(),
+        &mut s.e0[..at.ne * ed],
+    );
     if !o.edge_init_use_dist {
         activate(
             o.act,
@@ -466,13 +473,12 @@ fn initial_inputs<T: Real>(cx: &LayerCtx<T>, at: &Atom<T>, s: &mut Scratch<T>, g
         geometry::unit_vectors(at.geo, at.aidx, &mut s.u[..na]);
         geometry::angle_inputs(&s.u[..na], &mut s.cos[..na * na]);
         let ae = &cx.par.angle_embd;
-        for r in 0..na * na {
-            let x = s.cos[r];
-            for c in 0..ad {
-                let b = ae.b.as_ref().map_or(T::zero(), |b| b[c]);
-                s.a0[r * ad + c] = x * ae.w[c] + b;
-            }
-        }
+        affine_rows(
+            s.cos[..na * na].iter().copied(),
+            &ae.w,
+            ae.b.as_deref(),
+            &mut s.a0[..na * na * ad],
+        );
     }
 }
 
@@ -841,7 +847,7 @@ fn angle_block_forward<T: Real>(
     let nb = b.cos.len();
     // Angle self: pre2 = ((qa + e_ik) + e_ij) + a W.
     match &cx.a0 {
-        Some(pj) => outer_affine(b.cos, &pj.v2, &pj.c2, p2),
+        Some(pj) => affine_rows(b.cos.iter().copied(), &pj.v2, Some(&pj.c2), p2),
         None => matmul(nb, ad, ad, b.a, Op::N, &aw.w2a, Op::N, p2, T::zero()),
     }
     for (jj, rows) in (b.j0..b.j1).zip(p2.chunks_exact_mut((na * ad).max(1))) {
@@ -873,7 +879,7 @@ fn angle_block_forward<T: Real>(
     };
     // Edge ← angle: pre1 = ((qa + e_ik) + e_ij) + a W.
     match (&cx.a0, o.sequential) {
-        (Some(pj), false) => outer_affine(b.cos, &pj.v1, &pj.c1, p1),
+        (Some(pj), false) => affine_rows(b.cos.iter().copied(), &pj.v1, Some(&pj.c1), p1),
         _ => matmul(nb, ed, ad, a_for1, Op::N, &aw.w1a, Op::N, p1, T::zero()),
     }
     for (jj, rows) in (b.j0..b.j1).zip(p1.chunks_exact_mut((na * ed).max(1))) {

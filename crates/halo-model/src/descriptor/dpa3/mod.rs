@@ -67,6 +67,8 @@ pub struct Dpa3State<T> {
     graph: Graph<T>,
     /// Node embedding entering layer l, all extended rows (`nall × n_dim`), l = 0..L.
     nodes: Vec<Vec<T>>,
+    /// Their neighbour terms `node · W_j` (`nall × (H·n_dim + e_dim)`), l = 0..L.
+    pms: Vec<Vec<T>>,
     /// Edge features entering layer l = 1..L (`n_edges × e_dim`), at index l − 1.
     edges: Vec<Vec<T>>,
     /// Angle features entering layer l = 1..L (`n_pairs × a_dim`), at index l − 1.
@@ -82,6 +84,7 @@ impl<T> Dpa3State<T> {
         let t = std::mem::size_of::<T>();
         self.graph.bytes()
             + self.nodes.iter().map(|v| v.len() * t).sum::<usize>()
+            + self.pms.iter().map(|v| v.len() * t).sum::<usize>()
             + self.edges.iter().map(|v| v.len() * t).sum::<usize>()
             + self.angles.iter().map(|v| v.len() * t).sum::<usize>()
             + self.saves.iter().map(LayerSave::bytes).sum::<usize>()
@@ -303,6 +306,7 @@ impl<T: Real> Dpa3<T> {
             }
         }
         let mut nodes: Vec<Vec<T>> = Vec::with_capacity(o.nlayers);
+        let mut pms: Vec<Vec<T>> = Vec::with_capacity(o.nlayers);
         let mut edges: Vec<Vec<T>> = Vec::new();
         let mut angles: Vec<Vec<T>> = Vec::new();
         let mut saves: Vec<LayerSave<T>> = Vec::with_capacity(o.nlayers);
@@ -379,6 +383,7 @@ impl<T: Real> Dpa3<T> {
             }
             saves.push(save);
             nodes.push(cur);
+            pms.push(pm);
             if !last {
                 edges.push(e_next);
                 if o.update_angle {
@@ -410,6 +415,7 @@ impl<T: Real> Dpa3<T> {
         let state = Dpa3State {
             graph,
             nodes,
+            pms,
             edges,
             angles,
             saves,
@@ -455,16 +461,17 @@ impl<T: Real> Dpa3<T> {
         for i in 0..nloc {
             gnext[i * n..(i + 1) * n].copy_from_slice(&d_desc[i * dim..i * dim + n]);
         }
-        let mut ge = vec![T::zero(); n_edges * ed];
-        let mut ga = vec![T::zero(); if o.update_angle { n_pairs * ad } else { 0 }];
+        let pool = &self.pool;
+        let mut ge = pool.take_zeroed(n_edges * ed);
+        let mut ga = pool.take_zeroed(if o.update_angle { n_pairs * ad } else { 0 });
         let mut gg = vec![GeoGrad::<T>::default(); n_edges];
-        let mut dp = vec![T::zero(); n_edges * w];
+        let mut dp = pool.take_zeroed(n_edges * w);
         let mut gn_dir = vec![T::zero(); nloc * n];
         let mut ghg_n = vec![T::zero(); nloc * 3 * n];
         let mut gn_ext = vec![T::zero(); nall * n];
         for l in (0..o.nlayers).rev() {
             let node = &state.nodes[l];
-            let pm = self.neighbour_terms(l, node, nall);
+            let pm = &state.pms[l];
             {
                 let cx = LayerCtx::new(
                     o,
@@ -472,7 +479,7 @@ impl<T: Real> Dpa3<T> {
                     l,
                     graph,
                     node,
-                    &pm,
+                    pm,
                     (l > 0).then(|| state.edges[l - 1].as_slice()),
                     (l > 0 && o.update_angle).then(|| state.angles[l - 1].as_slice()),
                 );
@@ -516,6 +523,9 @@ impl<T: Real> Dpa3<T> {
             }
         }
         let grad = self.position_gradients(graph, &gg);
+        for v in [ge, ga, dp] {
+            self.pool.give(v);
+        }
         self.recycle(state);
         Ok(grad)
     }

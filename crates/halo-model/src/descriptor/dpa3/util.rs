@@ -157,6 +157,13 @@ impl<T: Real> BufPool<T> {
         v
     }
 
+    /// A zeroed buffer of `len` elements.
+    pub fn take_zeroed(&self, len: usize) -> Vec<T> {
+        let mut v = self.take_dirty(len);
+        v.fill(T::zero());
+        v
+    }
+
     /// Keeps `v` for a later [`BufPool::take_dirty`].
     pub fn give(&self, v: Vec<T>) {
         if v.capacity() == 0 {
