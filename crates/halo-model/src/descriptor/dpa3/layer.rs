@@ -37,6 +37,9 @@ pub(crate) struct LayerCtx<'a, T> {
     pub edge_update: bool,
     /// Layer 0's angle products as outer products (see [`A0Proj`]).
     pub a0: Option<A0Proj<T>>,
+    /// Whether the layer's save keeps its angle pairs (then the backward's recomputation
+    /// skips everything that only feeds them).
+    pub pairs_kept: bool,
 }
 
 impl<'a, T: Real> LayerCtx<'a, T> {
@@ -68,6 +71,7 @@ impl<'a, T: Real> LayerCtx<'a, T> {
             a_in,
             edge_update: l + 1 < o.nlayers || o.sequential,
             a0,
+            pairs_kept: false,
         }
     }
 }
@@ -450,7 +454,13 @@ fn atom<'a, T>(g: &'a Graph<T>, i: usize) -> Atom<'a, T> {
 /// Layer-0 inputs of one atom from its geometry: `e⁰ = φ(ein·w + b)` (no φ with
 /// `edge_init_use_dist`) and `a⁰ = cos·w (+ b)`.
 #[inline(always)]
-fn initial_inputs<T: Real>(cx: &LayerCtx<T>, at: &Atom<T>, s: &mut Scratch<T>, grad: bool) {
+fn initial_inputs<T: Real>(
+    cx: &LayerCtx<T>,
+    at: &Atom<T>,
+    s: &mut Scratch<T>,
+    grad: bool,
+    need_a0: bool,
+) {
     let o = cx.o;
     let ed = o.e_dim;
     let ee = &cx.par.edge_embd;
@@ -477,7 +487,7 @@ fn initial_inputs<T: Real>(cx: &LayerCtx<T>, at: &Atom<T>, s: &mut Scratch<T>, g
             s.cos[..na * na].iter().copied(),
             &ae.w,
             ae.b.as_deref(),
-            &mut s.a0[..na * na * ad],
+            &mut s.a0[..if need_a0 { na * na * ad } else { 0 }],
         );
     }
 }
@@ -552,7 +562,7 @@ fn atom_eval<T: Real>(
     let np = na * na;
     let act = o.act;
     if cx.e_in.is_none() {
-        initial_inputs(cx, at, s, grad);
+        initial_inputs(cx, at, s, grad, !grad || !cx.pairs_kept);
     }
     let Scratch {
         e0,
@@ -616,28 +626,35 @@ fn atom_eval<T: Real>(
         if let Some(aw) = &lw.angle {
             let e_a = o.e_a;
             is_ang[..ne].fill(false);
-            for (kk, &el) in at.aidx.iter().enumerate() {
-                let el = el as usize;
-                is_ang[el] = true;
-                let row = &eref[el * ed..(el + 1) * ed];
-                match o.compress {
-                    Compress::None | Compress::Split => {
-                        ea[kk * e_a..(kk + 1) * e_a].copy_from_slice(&row[..e_a])
+            for &el in at.aidx {
+                is_ang[el as usize] = true;
+            }
+            // The angle-edge terms feed only the pairs, which a backward with kept pairs
+            // does not recompute.
+            if !grad || !cx.pairs_kept {
+                for (kk, &el) in at.aidx.iter().enumerate() {
+                    let el = el as usize;
+                    let row = &eref[el * ed..(el + 1) * ed];
+                    match o.compress {
+                        Compress::None | Compress::Split => {
+                            ea[kk * e_a..(kk + 1) * e_a].copy_from_slice(&row[..e_a])
+                        }
+                        Compress::Linear => eg[kk * ed..(kk + 1) * ed].copy_from_slice(row),
                     }
-                    Compress::Linear => eg[kk * ed..(kk + 1) * ed].copy_from_slice(row),
                 }
-            }
-            if o.compress == Compress::Linear {
-                let wce = aw.w_ce.as_deref().unwrap_or(&[]);
-                matmul(na, e_a, ed, eg, Op::N, wce, Op::N, ea, T::zero());
-            }
-            matmul(na, wq, e_a, ea, Op::N, &aw.wik, Op::N, ek, T::zero());
-            matmul(na, wq, e_a, ea, Op::N, &aw.wij, Op::N, ej, T::zero());
+                if o.compress == Compress::Linear {
+                    let wce = aw.w_ce.as_deref().unwrap_or(&[]);
+                    matmul(na, e_a, ed, eg, Op::N, wce, Op::N, ea, T::zero());
+                }
+                matmul(na, wq, e_a, ea, Op::N, &aw.wik, Op::N, ek, T::zero());
+                matmul(na, wq, e_a, ea, Op::N, &aw.wij, Op::N, ej, T::zero());
 
-            // e_ik rows with the node term folded in: (qa + e_ik), the first sum of DeePMD's order.
-            for row in ek[..na * wq].chunks_exact_mut(wq) {
-                for (v, &b) in row.iter_mut().zip(qa) {
-                    *v = b + *v;
+                // e_ik rows with the node term folded in: (qa + e_ik), the first sum of
+                // DeePMD's order.
+                for row in ek[..na * wq].chunks_exact_mut(wq) {
+                    for (v, &b) in row.iter_mut().zip(qa) {
+                        *v = b + *v;
+                    }
                 }
             }
             // In the backward the pair blocks are recomputed next to their gradients

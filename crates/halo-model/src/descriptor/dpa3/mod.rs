@@ -37,9 +37,10 @@ mod util;
 
 use crate::descriptor::DescriptorInput;
 use crate::import::{Dict, ModelError};
+use crate::isa::multiversion;
 use crate::linalg::{matmul, Op};
 use crate::Real;
-use config::Parsed;
+use config::{Opts, Parsed};
 use geometry::{GeoGrad, Graph};
 use halo_core::{Exchange, ExchangeError, ExchangeSlot};
 use layer::{GradChunk, LayerCtx, LayerSave, ScratchPool};
@@ -473,7 +474,7 @@ impl<T: Real> Dpa3<T> {
             let node = &state.nodes[l];
             let pm = &state.pms[l];
             {
-                let cx = LayerCtx::new(
+                let mut cx = LayerCtx::new(
                     o,
                     p,
                     l,
@@ -483,6 +484,7 @@ impl<T: Real> Dpa3<T> {
                     (l > 0).then(|| state.edges[l - 1].as_slice()),
                     (l > 0 && o.update_angle).then(|| state.angles[l - 1].as_slice()),
                 );
+                cx.pairs_kept = !state.saves[l].p1.is_empty();
                 let ga_parts: Vec<&mut [T]> = if o.update_angle {
                     split_rows(&mut ga, &pb, ad)
                 } else {
@@ -557,8 +559,6 @@ impl<T: Real> Dpa3<T> {
         let n = o.n_dim;
         let w = o.w_ne();
         let wj = &self.p.layers[l].w_j;
-        let inv = T::of(1.0 / o.ne_norm.sqrt());
-        let nloc = graph.nloc;
         gn_ext
             .par_chunks_mut(ROW_CHUNK * n)
             .enumerate()
@@ -570,47 +570,7 @@ impl<T: Real> Dpa3<T> {
                     )
                 },
                 |(acc_p, acc_n), (c, out)| {
-                    let rows = out.len() / n;
-                    let t0 = c * ROW_CHUNK;
-                    let acc_p = &mut acc_p[..rows * w];
-                    let acc_n = &mut acc_n[..rows * n];
-                    acc_p.fill(T::zero());
-                    acc_n.fill(T::zero());
-                    for r in 0..rows {
-                        let t = t0 + r;
-                        for &e in &graph.rev_edge[graph.rev_off[t]..graph.rev_off[t + 1]] {
-                            let e = e as usize;
-                            let src = &dp[e * w..(e + 1) * w];
-                            let dst = &mut acc_p[r * w..(r + 1) * w];
-                            for k in 0..w {
-                                dst[k] += src[k];
-                            }
-                            let gk = &graph.geo[e];
-                            let coef = gk.sw * inv;
-                            let i = graph.edge_i[e] as usize;
-                            let gh = &ghg_n[i * 3 * n..(i + 1) * 3 * n];
-                            let dst = &mut acc_n[r * n..(r + 1) * n];
-                            for k in 0..n {
-                                dst[k] += coef
-                                    * (gk.h2[0] * gh[k]
-                                        + gk.h2[1] * gh[n + k]
-                                        + gk.h2[2] * gh[2 * n + k]);
-                            }
-                        }
-                    }
-                    for r in 0..rows {
-                        let t = t0 + r;
-                        let row = &mut out[r * n..(r + 1) * n];
-                        if t < nloc {
-                            row.copy_from_slice(&gn_dir[t * n..(t + 1) * n]);
-                        } else {
-                            row.fill(T::zero());
-                        }
-                        for k in 0..n {
-                            row[k] += acc_n[r * n + k];
-                        }
-                    }
-                    matmul(rows, n, w, acc_p, Op::N, wj, Op::T, out, T::one());
+                    gather_rows(o, graph, wj, dp, gn_dir, ghg_n, c, out, acc_p, acc_n);
                 },
             );
     }
@@ -664,4 +624,79 @@ impl<T: Real> Dpa3<T> {
             });
         out
     }
+}
+
+multiversion!(
+    /// Rows `c·ROW_CHUNK ..` of ∂L/∂n_ext (see [`Dpa3::gather_node_grad`]) into `out`.
+    fn gather_rows<T: Real>(
+        o: &Opts,
+        graph: &Graph<T>,
+        wj: &[T],
+        dp: &[T],
+        gn_dir: &[T],
+        ghg_n: &[T],
+        c: usize,
+        out: &mut [T],
+        acc_p: &mut [T],
+        acc_n: &mut [T],
+    ) => gather_rows_impl
+);
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gather_rows_impl<T: Real>(
+    o: &Opts,
+    graph: &Graph<T>,
+    wj: &[T],
+    dp: &[T],
+    gn_dir: &[T],
+    ghg_n: &[T],
+    c: usize,
+    out: &mut [T],
+    acc_p: &mut [T],
+    acc_n: &mut [T],
+) {
+    let n = o.n_dim;
+    let w = o.w_ne();
+    let inv = T::of(1.0 / o.ne_norm.sqrt());
+    let nloc = graph.nloc;
+    let rows = out.len() / n;
+    let t0 = c * ROW_CHUNK;
+    let acc_p = &mut acc_p[..rows * w];
+    let acc_n = &mut acc_n[..rows * n];
+    acc_p.fill(T::zero());
+    acc_n.fill(T::zero());
+    for r in 0..rows {
+        let t = t0 + r;
+        for &e in &graph.rev_edge[graph.rev_off[t]..graph.rev_off[t + 1]] {
+            let e = e as usize;
+            let src = &dp[e * w..(e + 1) * w];
+            let dst = &mut acc_p[r * w..(r + 1) * w];
+            for k in 0..w {
+                dst[k] += src[k];
+            }
+            let gk = &graph.geo[e];
+            let coef = gk.sw * inv;
+            let i = graph.edge_i[e] as usize;
+            let gh = &ghg_n[i * 3 * n..(i + 1) * 3 * n];
+            let dst = &mut acc_n[r * n..(r + 1) * n];
+            for k in 0..n {
+                dst[k] +=
+                    coef * (gk.h2[0] * gh[k] + gk.h2[1] * gh[n + k] + gk.h2[2] * gh[2 * n + k]);
+            }
+        }
+    }
+    for r in 0..rows {
+        let t = t0 + r;
+        let row = &mut out[r * n..(r + 1) * n];
+        if t < nloc {
+            row.copy_from_slice(&gn_dir[t * n..(t + 1) * n]);
+        } else {
+            row.fill(T::zero());
+        }
+        for k in 0..n {
+            row[k] += acc_n[r * n + k];
+        }
+    }
+    matmul(rows, n, w, acc_p, Op::N, wj, Op::T, out, T::one());
 }
