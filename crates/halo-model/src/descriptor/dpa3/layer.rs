@@ -591,9 +591,11 @@ fn atom_eval<T: Real>(
         Some(buf) => &buf[at.e0 * ed..(at.e0 + ne) * ed],
         None => &e0[..ne * ed],
     };
-    let a: &[T] = match cx.a_in {
-        Some(buf) => &buf[at.p0 * ad..(at.p0 + np) * ad],
-        None => &a0[..np * ad],
+    // Only the forward reads the input angles (a layer with kept pairs drops them).
+    let a: &[T] = match (grad, cx.a_in) {
+        (true, _) => &[],
+        (false, Some(buf)) => &buf[at.p0 * ad..(at.p0 + np) * ad],
+        (false, None) => &a0[..np * ad],
     };
 
     let e_out = &mut e_tmp[..ne * ed];
@@ -1215,9 +1217,11 @@ fn atom_backward<T: Real>(
             gek.fill(T::zero());
             gej.fill(T::zero());
             gqa.fill(T::zero());
-            let a: &[T] = match cx.a_in {
-                Some(buf) => &buf[at.p0 * ad..(at.p0 + np) * ad],
-                None => &a0[..np * ad],
+            // Read only to recompute the pairs (a layer with kept pairs drops them).
+            let a: &[T] = match (&kept, cx.a_in) {
+                (Some(_), _) => &[],
+                (None, Some(buf)) => &buf[at.p0 * ad..(at.p0 + np) * ad],
+                (None, None) => &a0[..np * ad],
             };
             let bj = block_j(na);
             for j0 in (0..na).step_by(bj) {
@@ -1227,7 +1231,11 @@ fn atom_backward<T: Real>(
                 let blk = PairBlock {
                     j0,
                     j1,
-                    a: &a[r0 * ad..r1 * ad],
+                    a: if kept.is_some() {
+                        &[]
+                    } else {
+                        &a[r0 * ad..r1 * ad]
+                    },
                     cos: &cos[r0..r1],
                 };
                 let fwd = match &kept {

@@ -72,7 +72,8 @@ pub struct Dpa3State<T> {
     pms: Vec<Vec<T>>,
     /// Edge features entering layer l = 1..L (`n_edges × e_dim`), at index l − 1.
     edges: Vec<Vec<T>>,
-    /// Angle features entering layer l = 1..L (`n_pairs × a_dim`), at index l − 1.
+    /// Angle features entering layer l = 1..L (`n_pairs × a_dim`), at index l − 1; empty
+    /// for a layer that keeps its angle pairs (its backward does not read them).
     angles: Vec<Vec<T>>,
     saves: Vec<LayerSave<T>>,
     /// Per-thread kernel buffers, reused by every layer of the forward and the backward.
@@ -381,6 +382,10 @@ impl<T: Real> Dpa3<T> {
                     .for_each(|(c, (((nn, save), eo), ao))| {
                         scratch.with(o, |s| layer::forward_chunk(&cx, c, nn, save, eo, ao, s));
                     });
+            }
+            // A layer that keeps its pairs never reads its input angles again.
+            if kept[l] && l > 0 && o.update_angle {
+                pool.give(std::mem::take(&mut angles[l - 1]));
             }
             saves.push(save);
             nodes.push(cur);
