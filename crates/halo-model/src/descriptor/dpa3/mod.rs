@@ -18,11 +18,22 @@
 //!   are filled by `forward`; in the backward the gradient w.r.t. every extended row of layer
 //!   l (l ≥ 1) is gathered, then folded into owners by `reverse`. Layer 0's node gradient has
 //!   no coordinate dependence (type embedding), so its reverse exchange is never issued.
-//! - **Backward = recompute + reverse, per layer.** The forward keeps the layer inputs
-//!   (node rows for all extended atoms, edge and angle features of layers ≥ 1) and a few
-//!   per-atom vectors; the backward recomputes each layer's per-atom intermediates in scratch
-//!   right before differentiating them. Neighbour contributions are scattered through a
-//!   reverse edge list (owner-computes, no atomics, deterministic order).
+//! - **Angle pairs in cache-sized blocks.** An atom's `na × na` pairs are processed in blocks
+//!   of whole `j` rows (~128 pairs): product, activation and reduction into the edge message
+//!   in the forward, and the pairs' gradients in the backward, run on data that stays in the
+//!   core's caches. The kernels are compiled for AVX2 and AVX-512 too and picked at run time
+//!   (`isa.rs`), with identical bits.
+//! - **Backward = (recompute or read back) + reverse, per layer.** The forward keeps the
+//!   layer inputs (node rows and their neighbour terms for all extended atoms, edge and angle
+//!   features of layers ≥ 1) and a few per-atom and per-edge vectors. The angle pairs' `p1`,
+//!   `φ'(p1)`, `φ'(p2)` (`(2 e_dim + a_dim)` values per pair, the bulk of the work) are kept
+//!   for as many layers as the store budget allows (default 1 GiB, last layers first; see
+//!   [`Dpa3::set_store_budget`]); the backward recomputes everything else, and the pairs of
+//!   layers beyond the budget, in scratch right before differentiating them. Kept or
+//!   recomputed, the bits are the same. Large per-evaluation buffers come from a pool that
+//!   outlives the evaluation, so MD steps do not page-fault them in again. Neighbour
+//!   contributions are scattered through a reverse edge list (owner-computes, no atomics,
+//!   deterministic order).
 //! - **Precision.** Everything runs in the model precision `T`; extended coordinates are cast
 //!   to `T` before forming `r_j − r_i`, as DeePMD-kit's `cast_precision`. Coordinate gradients
 //!   are summed per atom in `f64`.
