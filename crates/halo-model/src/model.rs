@@ -874,7 +874,7 @@ impl EnergyModel {
                 },
             );
         self.finish_energy(&input.types[..nloc], &mut atom_energy);
-        // Σ_l ∂e_l/∂x_e ⊗ x_l, one backward per coordinate c (before `state` is consumed).
+        // Σ_l ∂e_l/∂x_e ⊗ x_l, one backward per coordinate c.
         let mut corr: Vec<[f64; 9]> = Vec::new();
         if params.atomic_virial {
             corr = vec![[0.0; 9]; nall];
@@ -884,7 +884,7 @@ impl EnergyModel {
                     .zip(input.coords)
                     .flat_map(|(g, x)| g.iter().map(move |&v| v * Td::of(x[c])))
                     .collect();
-                let gc = desc.backward(input, state.clone(), &seed, ex)?;
+                let gc = desc.backward(input, &state, &seed, ex)?;
                 for (w, g) in corr.iter_mut().zip(&gc) {
                     for k in 0..3 {
                         w[3 * k + c] = g[k];
@@ -892,7 +892,8 @@ impl EnergyModel {
                 }
             }
         }
-        let grad = desc.backward(input, state, &d_desc, ex)?;
+        let grad = desc.backward(input, &state, &d_desc, ex)?;
+        desc.recycle(state);
         let force: Vec<[f64; 3]> = grad.iter().map(|g| [-g[0], -g[1], -g[2]]).collect();
         let mut virial = [0.0; 9];
         for (f, x) in force.iter().zip(input.coords) {

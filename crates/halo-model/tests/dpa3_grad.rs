@@ -33,7 +33,7 @@ fn check_frame(model: &Dpa3<f64>, fr: &Frame, seed: u64) -> (f64, f64) {
     let c = lcg(seed, fr.nloc * model.dim_out());
     let mut ex = fr.exchange();
     let (_, state) = model.forward(&fr.input(), &mut ex).unwrap();
-    let grad = model.backward(&fr.input(), state, &c, &mut ex).unwrap();
+    let grad = model.backward(&fr.input(), &state, &c, &mut ex).unwrap();
     assert_eq!(grad.len(), fr.coords.len());
     // Translation invariance: the descriptor depends on differences only.
     let mut sum = [0.0f64; 3];
@@ -134,9 +134,9 @@ fn float32_gradients_track_float64() {
         let c32: Vec<f32> = c.iter().map(|&v| v as f32).collect();
         let mut ex = fr.exchange();
         let (_, s64) = m64.forward(&fr.input(), &mut ex).unwrap();
-        let g64 = m64.backward(&fr.input(), s64, &c, &mut ex).unwrap();
+        let g64 = m64.backward(&fr.input(), &s64, &c, &mut ex).unwrap();
         let (_, s32) = m32.forward(&fr.input(), &mut ex).unwrap();
-        let g32 = m32.backward(&fr.input(), s32, &c32, &mut ex).unwrap();
+        let g32 = m32.backward(&fr.input(), &s32, &c32, &mut ex).unwrap();
         let gmax = g64.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
         let worst = g64
             .iter()

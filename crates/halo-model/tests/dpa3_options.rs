@@ -207,7 +207,7 @@ fn exchange_protocol_one_forward_per_layer_and_reverse_for_layers_above_0() {
     let (d, st) = m.forward(&fr.input(), &mut ex).unwrap();
     assert_eq!(ex.calls, vec![("forward", 8); 3]);
     ex.calls.clear();
-    m.backward(&fr.input(), st, &d, &mut ex).unwrap();
+    m.backward(&fr.input(), &st, &d, &mut ex).unwrap();
     assert_eq!(ex.calls, vec![("reverse", 8); 2]);
 }
 
@@ -262,7 +262,7 @@ fn malformed_inputs_are_errors() {
     };
     assert!(m.forward(&wide, &mut ex).is_err());
     let (d, st) = m.forward(&fr.input(), &mut ex).unwrap();
-    assert!(m.backward(&fr.input(), st, &d[1..], &mut ex).is_err());
+    assert!(m.backward(&fr.input(), &st, &d[1..], &mut ex).is_err());
 }
 
 /// A random open cluster with a brute-force distance-sorted neighbour list.
@@ -340,7 +340,7 @@ fn results_are_bit_identical_for_any_thread_count() {
                 let c: Vec<f64> = (0..d.len())
                     .map(|k| ((k * 37 % 11) as f64 - 5.0) * 0.1)
                     .collect();
-                let g = m.backward(&input, st, &c, &mut ex).unwrap();
+                let g = m.backward(&input, &st, &c, &mut ex).unwrap();
                 (d, g)
             })
         };
@@ -373,7 +373,7 @@ fn ghost_images_and_owners_agree_with_a_folded_gradient() {
         .collect();
     let mut ex = fr.exchange();
     let (_, st) = m.forward(&fr.input(), &mut ex).unwrap();
-    let g = m.backward(&fr.input(), st, &c, &mut ex).unwrap();
+    let g = m.backward(&fr.input(), &st, &c, &mut ex).unwrap();
     let loss = |coords: &[[f64; 3]]| -> f64 {
         let input = DescriptorInput {
             coords,
@@ -419,7 +419,7 @@ fn empty_frames_and_isolated_atoms() {
     let mut ex = MappingExchange::new(vec![], 0);
     let (d, st) = m.forward(&input, &mut ex).unwrap();
     assert!(d.is_empty());
-    assert!(m.backward(&input, st, &d, &mut ex).unwrap().is_empty());
+    assert!(m.backward(&input, &st, &d, &mut ex).unwrap().is_empty());
     // Two atoms beyond the cutoff: same descriptor as each alone, zero gradient.
     let coords = [[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]];
     let types = [0, 1];
@@ -435,6 +435,6 @@ fn empty_frames_and_isolated_atoms() {
     let (d, st) = m.forward(&input, &mut ex).unwrap();
     assert!(d.iter().all(|v| v.is_finite()));
     assert_ne!(d[..8], d[8..], "types differ, so must the rows");
-    let g = m.backward(&input, st, &[1.0; 16], &mut ex).unwrap();
+    let g = m.backward(&input, &st, &[1.0; 16], &mut ex).unwrap();
     assert_eq!(g, vec![[0.0; 3]; 2]);
 }

@@ -445,7 +445,7 @@ impl<T: Real> Dpa3<T> {
     pub fn backward(
         &self,
         input: &DescriptorInput,
-        state: Dpa3State<T>,
+        state: &Dpa3State<T>,
         d_desc: &[T],
         ex: &mut dyn Exchange,
     ) -> Result<Vec<[f64; 3]>, ExchangeError> {
@@ -544,12 +544,13 @@ impl<T: Real> Dpa3<T> {
         for v in [ge, ga, dp] {
             self.pool.give(v);
         }
-        self.recycle(state);
         Ok(grad)
     }
 
-    /// Returns a finished evaluation's pooled buffers to the pool.
-    fn recycle(&self, state: Dpa3State<T>) {
+    /// Returns a finished evaluation's large buffers to the descriptor's pool, for the next
+    /// evaluation to reuse instead of page-faulting in fresh ones (dropping `state` is fine
+    /// too, just slower for the next one).
+    pub fn recycle(&self, state: Dpa3State<T>) {
         for v in state.edges.into_iter().chain(state.angles) {
             self.pool.give(v);
         }
