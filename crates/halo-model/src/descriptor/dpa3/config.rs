@@ -86,6 +86,11 @@ impl Opts {
     pub fn w_hg(&self) -> usize {
         3 * (self.e_dim + self.n_dim)
     }
+    /// Whether layer `l`'s edge (and angle) outputs are read. Not in the last layer of the
+    /// parallel update: its node update reads only the input edges.
+    pub fn edge_update(&self, l: usize) -> bool {
+        l + 1 < self.nlayers || self.sequential
+    }
     /// Width of the fused angle node term (`e_dim + a_dim`), 0 without angle updates.
     pub fn w_qa(&self) -> usize {
         if self.update_angle {

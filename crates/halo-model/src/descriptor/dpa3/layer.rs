@@ -69,7 +69,7 @@ impl<'a, T: Real> LayerCtx<'a, T> {
             pm,
             e_in,
             a_in,
-            edge_update: l + 1 < o.nlayers || o.sequential,
+            edge_update: o.edge_update(l),
             a0,
             pairs_kept: false,
         }
@@ -683,43 +683,29 @@ fn atom_eval<T: Real>(
                         a: &a[r0 * ad..r1 * ad],
                         cos: &cos[r0..r1],
                     };
-                    let at_out = keep_at.then(|| &mut at_blk[..nb * ad]);
-                    let p1: &[T] = match keep.as_mut() {
-                        Some(k) => {
-                            let p1 = &mut k.p1[r0 * ed..r1 * ed];
-                            angle_block_forward(
-                                cx,
-                                aw,
-                                na,
-                                &blk,
-                                ek,
-                                ej,
-                                &mut p2[..nb * ad],
-                                Some(&mut k.p2d[r0 * ad..r1 * ad]),
-                                at_out,
-                                &mut *p1,
-                                Some(&mut k.p1d[r0 * ed..r1 * ed]),
-                            );
-                            p1
-                        }
-                        None => {
-                            let p1 = &mut p1[..nb * ed];
-                            angle_block_forward(
-                                cx,
-                                aw,
-                                na,
-                                &blk,
-                                ek,
-                                ej,
-                                &mut p2[..nb * ad],
-                                None,
-                                at_out,
-                                &mut *p1,
-                                None,
-                            );
-                            p1
-                        }
+                    // Kept pairs are written straight into the save, with their φ'.
+                    let (p1, p1d, p2d) = match keep.as_mut() {
+                        Some(k) => (
+                            &mut k.p1[r0 * ed..r1 * ed],
+                            Some(&mut k.p1d[r0 * ed..r1 * ed]),
+                            Some(&mut k.p2d[r0 * ad..r1 * ad]),
+                        ),
+                        None => (&mut p1[..nb * ed], None, None),
                     };
+                    angle_block_forward(
+                        cx,
+                        aw,
+                        na,
+                        &blk,
+                        ek,
+                        ej,
+                        &mut p2[..nb * ad],
+                        p2d,
+                        keep_at.then(|| &mut at_blk[..nb * ad]),
+                        &mut *p1,
+                        p1d,
+                    );
+                    let p1: &[T] = p1;
                     if let Some(dst) = a_dst.as_deref_mut() {
                         dst[r0 * ad..r1 * ad].copy_from_slice(&at_blk[..nb * ad]);
                     }

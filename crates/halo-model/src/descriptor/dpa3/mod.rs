@@ -241,8 +241,7 @@ impl<T: Real> Dpa3<T> {
         let mut kept = vec![false; o.nlayers];
         let mut left = self.store_budget;
         for l in (0..o.nlayers).rev() {
-            let angle_block =
-                self.p.layers[l].angle.is_some() && (l + 1 < o.nlayers || o.sequential);
+            let angle_block = self.p.layers[l].angle.is_some() && o.edge_update(l);
             if angle_block && per_layer <= left {
                 kept[l] = true;
                 left -= per_layer;
@@ -340,7 +339,7 @@ impl<T: Real> Dpa3<T> {
             } else {
                 n_pairs * ad
             });
-            let angle_block = p.layers[l].angle.is_some() && (!last || o.sequential);
+            let angle_block = p.layers[l].angle.is_some() && o.edge_update(l);
             let z4_rows = if angle_block { n_edges * ed } else { 0 };
             let mut save = LayerSave {
                 dact1: vec![T::zero(); nloc * n],
