@@ -149,23 +149,12 @@ macro_rules! float_kernels {
             /// Applies `act`, through the kernels above where one exists.
             #[inline(always)]
             pub fn run(act: Activation, x: &mut [$t], d: Option<&mut [$t]>) {
-                run_with(act, x, d, silu)
-            }
-
-            /// [`run`] with another kernel for silu (and the silu part of silut).
-            #[inline(always)]
-            pub fn run_with(
-                act: Activation,
-                x: &mut [$t],
-                d: Option<&mut [$t]>,
-                silu: impl Fn(&mut [$t], Option<&mut [$t]>),
-            ) {
                 match act {
                     Activation::Silu => silu(x, d),
                     Activation::Sigmoid => sigm(x, d),
                     Activation::Tanh => tanh_s(x, d),
                     Activation::Gelu => gelu(x, d),
-                    Activation::SiluT { threshold, .. } => silut(act, threshold as $t, x, d, silu),
+                    Activation::SiluT { threshold, .. } => silut(act, threshold as $t, x, d),
                     _ => super::generic(act, x, d),
                 }
             }
@@ -173,13 +162,7 @@ macro_rules! float_kernels {
             /// silu below the threshold; blocks holding a value at or above it go through the
             /// exact scalar definition.
             #[inline(always)]
-            fn silut(
-                act: Activation,
-                thr: $t,
-                x: &mut [$t],
-                mut d: Option<&mut [$t]>,
-                silu: impl Fn(&mut [$t], Option<&mut [$t]>),
-            ) {
+            fn silut(act: Activation, thr: $t, x: &mut [$t], mut d: Option<&mut [$t]>) {
                 for (b, xb) in x.chunks_mut(BLOCK).enumerate() {
                     let mut hit = false;
                     for v in xb.iter() {
@@ -282,7 +265,11 @@ macro_rules! dispatch {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512dq,avx512vl,avx2,fma")]
         fn $avx512(act: Activation, x: &mut [$t], d: Option<&mut [$t]>) {
-            $k::run_with(act, x, d, |x, d| avx512::$silu512(x, d));
+            match act {
+                Activation::Silu => avx512::$silu512(x, d, <$t>::INFINITY, act),
+                Activation::SiluT { threshold, .. } => avx512::$silu512(x, d, threshold as $t, act),
+                _ => $k::run(act, x, d),
+            }
         }
 
         fn $name(act: Activation, x: &mut [$t], d: Option<&mut [$t]>) {
@@ -328,9 +315,12 @@ dispatch!(
 /// Newton steps (one for f32, two for f64: 14 → 28 → 56 bits), a fraction of a division's
 /// cost, which bounded DPA3's activations. The exponent argument is clamped a little inside
 /// the range so the reciprocal stays a normal number; below that σ is under 1e-34 (f32) or
-/// 1e-304 (f64) and silu's value differs from the exact one by less than that.
+/// 1e-304 (f64) and silu's value differs from the exact one by less than that. silut runs
+/// through the same loop: a lane at or above its threshold is rare, so the whole slice goes
+/// through one vector pass and only such lanes are recomputed by the scalar definition.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use crate::Activation;
     use std::arch::x86_64::*;
 
     /// Lanes `i..` of a slice of length `n` that a masked load of `lanes` touches.
@@ -340,22 +330,19 @@ mod avx512 {
         ((1u32 << k) - 1) as u16
     }
 
-    /// σ(x) on 8 lanes (Cephes `exp` of −x as in `exp_parts_f64`).
+    /// σ(x) on 8 lanes: Cephes' Padé form of `exp(−x)` (as in `exp_parts_f64`), with the
+    /// range reduction in fused multiply-adds and `2^n` applied by `scalef`.
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::excessive_precision)] // Cephes coefficients, quoted as published.
     fn sigmoid_pd(x: __m512d) -> __m512d {
         let c = _mm512_set1_pd;
         let y = _mm512_min_pd(_mm512_max_pd(_mm512_sub_pd(c(0.0), x), c(-708.0)), c(700.0));
-        let magic = c(6_755_399_441_055_744.0);
-        let n = _mm512_sub_pd(
-            _mm512_add_pd(_mm512_mul_pd(y, c(std::f64::consts::LOG2_E)), magic),
-            magic,
+        let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_pd(y, c(std::f64::consts::LOG2_E)),
         );
-        let r = _mm512_sub_pd(
-            _mm512_sub_pd(y, _mm512_mul_pd(n, c(6.931_457_519_531_25e-1))),
-            _mm512_mul_pd(n, c(1.428_606_820_309_417_232_12e-6)),
-        );
+        let r = _mm512_fnmadd_pd(n, c(6.931_457_519_531_25e-1), y);
+        let r = _mm512_fnmadd_pd(n, c(1.428_606_820_309_417_232_12e-6), r);
         let xx = _mm512_mul_pd(r, r);
         let px = _mm512_mul_pd(
             r,
@@ -382,11 +369,9 @@ mod avx512 {
             xx,
             c(2.0),
         );
-        let bits = _mm512_castpd_si512(_mm512_add_pd(n, c(4_503_599_627_371_519.0)));
-        let scale = _mm512_castsi512_pd(_mm512_slli_epi64::<52>(bits));
         // σ = (q − p) / ((q − p) + (q + p) 2^n)
         let num = _mm512_sub_pd(qx, px);
-        let den = _mm512_fmadd_pd(_mm512_add_pd(qx, px), scale, num);
+        let den = _mm512_add_pd(_mm512_scalef_pd(_mm512_add_pd(qx, px), n), num);
         let one = c(1.0);
         let mut rc = _mm512_rcp14_pd(den);
         rc = _mm512_fmadd_pd(rc, _mm512_fnmadd_pd(den, rc, one), rc);
@@ -394,58 +379,72 @@ mod avx512 {
         _mm512_mul_pd(num, rc)
     }
 
-    /// σ(x) on 16 lanes (Cephes `expf` of −x as in `exp_f32`).
+    /// σ(x) on 16 lanes: Cephes' `expf` polynomial of −x (as in `exp_f32`), with the range
+    /// reduction in fused multiply-adds and `2^n` applied by `scalef`.
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::excessive_precision)] // Cephes coefficients, quoted as published.
     fn sigmoid_ps(x: __m512) -> __m512 {
         let c = _mm512_set1_ps;
         let y = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(c(0.0), x), c(-87.0)), c(80.0));
-        let magic = c(12_582_912.0);
-        let n = _mm512_sub_ps(
-            _mm512_add_ps(_mm512_mul_ps(y, c(std::f32::consts::LOG2_E)), magic),
-            magic,
+        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+            _mm512_mul_ps(y, c(std::f32::consts::LOG2_E)),
         );
-        let r = _mm512_sub_ps(
-            _mm512_sub_ps(y, _mm512_mul_ps(n, c(0.693_359_4))),
-            _mm512_mul_ps(n, c(-2.121_944_4e-4)),
-        );
+        let r = _mm512_fnmadd_ps(n, c(0.693_359_4), y);
+        let r = _mm512_fnmadd_ps(n, c(-2.121_944_4e-4), r);
         let z = _mm512_mul_ps(r, r);
         let mut p = _mm512_fmadd_ps(c(1.987_569_1e-4), r, c(1.398_199_9e-3));
         p = _mm512_fmadd_ps(p, r, c(8.333_452e-3));
         p = _mm512_fmadd_ps(p, r, c(4.166_579_6e-2));
         p = _mm512_fmadd_ps(p, r, c(1.666_666_5e-1));
         p = _mm512_fmadd_ps(p, r, c(5.000_000_1e-1));
-        p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), c(1.0));
-        let bits = _mm512_castps_si512(_mm512_add_ps(n, c(8_388_735.0)));
-        let scale = _mm512_castsi512_ps(_mm512_slli_epi32::<23>(bits));
-        let den = _mm512_fmadd_ps(p, scale, c(1.0));
+        p = _mm512_add_ps(_mm512_fmadd_ps(p, z, r), c(1.0));
+        let den = _mm512_add_ps(_mm512_scalef_ps(p, n), c(1.0));
         let rc = _mm512_rcp14_ps(den);
         _mm512_fmadd_ps(rc, _mm512_fnmadd_ps(den, rc, c(1.0)), rc)
     }
 
     macro_rules! silu_kernel {
         ($name:ident, $t:ty, $lanes:expr, $sig:ident, $load:ident, $store:ident, $mul:ident,
-         $add:ident, $sub:ident, $set1:ident, $mask:ty) => {
-            /// silu (and its derivative into `d`) on a slice.
+         $sub:ident, $fmadd:ident, $set1:ident, $cmp:ident, $storeu:ident, $mask:ty) => {
+            /// silu (and its derivative into `d`) on a slice; lanes at or above `thr` (silut's
+            /// threshold, or +∞ for silu) get `act`'s exact scalar definition instead.
             #[target_feature(enable = "avx512f")]
-            pub(super) fn $name(x: &mut [$t], d: Option<&mut [$t]>) {
+            pub(super) fn $name(x: &mut [$t], d: Option<&mut [$t]>, thr: $t, act: Activation) {
                 let n = x.len();
                 let one = $set1(1.0);
+                let vthr = $set1(thr);
                 let mut d = d.map(|d| &mut d[..n]);
                 let mut i = 0;
                 while i < n {
                     let m = tail_mask(n, i, $lanes) as $mask;
+                    let mut orig = [0.0 as $t; $lanes];
                     // SAFETY: the mask enables only lanes i..min(i + lanes, n), all inside `x`
                     // (and `d`, cut to the same length); disabled lanes are not accessed.
-                    unsafe {
+                    let over = unsafe {
                         let v = $load(m, x.as_ptr().add(i));
+                        let over = $cmp::<_CMP_GE_OQ>(m, v, vthr);
+                        if over != 0 {
+                            $storeu(orig.as_mut_ptr(), v);
+                        }
                         let sg = $sig(v);
                         let xs = $mul(v, sg);
                         $store(x.as_mut_ptr().add(i), m, xs);
                         if let Some(d) = d.as_deref_mut() {
-                            let g = $add(sg, $mul(xs, $sub(one, sg)));
+                            let g = $fmadd(xs, $sub(one, sg), sg);
                             $store(d.as_mut_ptr().add(i), m, g);
+                        }
+                        over
+                    };
+                    // Rare: silut's branch above the threshold.
+                    let mut bits = over as u32;
+                    while bits != 0 {
+                        let l = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        let (y, dy) = act.apply_grad(orig[l]);
+                        x[i + l] = y;
+                        if let Some(d) = d.as_deref_mut() {
+                            d[i + l] = dy;
                         }
                     }
                     i += $lanes;
@@ -462,9 +461,11 @@ mod avx512 {
         _mm512_maskz_loadu_pd,
         _mm512_mask_storeu_pd,
         _mm512_mul_pd,
-        _mm512_add_pd,
         _mm512_sub_pd,
+        _mm512_fmadd_pd,
         _mm512_set1_pd,
+        _mm512_mask_cmp_pd_mask,
+        _mm512_storeu_pd,
         u8
     );
     silu_kernel!(
@@ -475,9 +476,11 @@ mod avx512 {
         _mm512_maskz_loadu_ps,
         _mm512_mask_storeu_ps,
         _mm512_mul_ps,
-        _mm512_add_ps,
         _mm512_sub_ps,
+        _mm512_fmadd_ps,
         _mm512_set1_ps,
+        _mm512_mask_cmp_ps_mask,
+        _mm512_storeu_ps,
         u16
     );
 }

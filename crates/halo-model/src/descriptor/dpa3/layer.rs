@@ -1171,11 +1171,19 @@ fn atom_backward<T: Real>(
                 .zip(ge.chunks_exact(ed))
                 .zip(gnode.chunks_exact(ed))
             {
-                for c in 0..ed {
-                    nw[c] = ue.alpha * gr[c] + gn[c];
-                    v1[c] = ue.beta[0][c] * gr[c];
-                    if angle {
-                        v2[c] = ue.beta[1][c] * gr[c];
+                for ((((w, g1), &g), &n), &b0) in nw
+                    .iter_mut()
+                    .zip(v1.iter_mut())
+                    .zip(gr)
+                    .zip(gn)
+                    .zip(&ue.beta[0])
+                {
+                    *w = ue.alpha * g + n;
+                    *g1 = b0 * g;
+                }
+                if angle {
+                    for ((g2, &g), &b1) in v2.iter_mut().zip(gr).zip(&ue.beta[1]) {
+                        *g2 = b1 * g;
                     }
                 }
             }

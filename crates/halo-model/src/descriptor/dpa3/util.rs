@@ -91,13 +91,45 @@ pub(crate) fn add_assign<T: Real>(dst: &mut [T], src: &[T]) {
 }
 
 /// `Σ x·y` with sixteen interleaved partial sums (one AVX-512 register of f32, two of f64)
-/// added up in a fixed tree, so it vectorises without a serial chain of additions and is
-/// deterministic.
+/// added up in a fixed tree, then the tail in order: deterministic, and no serial chain of
+/// additions. LLVM's vectoriser splits the portable loop into two-lane pieces, so AVX-512
+/// CPUs run the same sums, in the same order, written with intrinsics.
 #[inline(always)]
 pub(crate) fn vdot<T: Real>(x: &[T], y: &[T]) -> T {
-    const L: usize = 16;
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &y[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if crate::isa::level() == crate::isa::Level::Avx512 {
+        use std::any::TypeId;
+        if TypeId::of::<T>() == TypeId::of::<f32>() {
+            // SAFETY: `T` is `f32` (same `TypeId`), so the slices have the same layout; the
+            // CPU has AVX-512 F/DQ/VL (checked just above).
+            let s = unsafe {
+                vdot512::ps(
+                    &*(x as *const [T] as *const [f32]),
+                    &*(y as *const [T] as *const [f32]),
+                )
+            };
+            return T::of(s as f64);
+        }
+        if TypeId::of::<T>() == TypeId::of::<f64>() {
+            // SAFETY: as above, with `f64`.
+            let s = unsafe {
+                vdot512::pd(
+                    &*(x as *const [T] as *const [f64]),
+                    &*(y as *const [T] as *const [f64]),
+                )
+            };
+            return T::of(s);
+        }
+    }
+    vdot_portable(x, y)
+}
+
+/// [`vdot`] in portable Rust.
+#[inline(always)]
+fn vdot_portable<T: Real>(x: &[T], y: &[T]) -> T {
+    const L: usize = 16;
     let mut acc = [T::zero(); L];
     let xc = x.chunks_exact(L);
     let yc = y.chunks_exact(L);
@@ -120,6 +152,78 @@ pub(crate) fn vdot<T: Real>(x: &[T], y: &[T]) -> T {
         s += *a * *b;
     }
     s
+}
+
+/// [`vdot`]'s sums with AVX-512 intrinsics (multiply, then add: no FMA, same bits).
+#[cfg(target_arch = "x86_64")]
+mod vdot512 {
+    use std::arch::x86_64::*;
+
+    /// f32: lanes `l` hold the partial sums of elements `≡ l (mod 16)`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+    pub(super) fn ps(x: &[f32], y: &[f32]) -> f32 {
+        let n = x.len().min(y.len());
+        let full = n / 16 * 16;
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < full {
+            // SAFETY: i + 16 ≤ full ≤ len of both slices.
+            let (a, b) = unsafe {
+                (
+                    _mm512_loadu_ps(x.as_ptr().add(i)),
+                    _mm512_loadu_ps(y.as_ptr().add(i)),
+                )
+            };
+            acc = _mm512_add_ps(acc, _mm512_mul_ps(a, b));
+            i += 16;
+        }
+        // Tree: l += l + 8, then l + 4, l + 2, l + 1.
+        let h8 = _mm256_add_ps(
+            _mm512_castps512_ps256(acc),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc))),
+        );
+        let h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps::<1>(h8));
+        let h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+        let h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
+        let mut s = _mm_cvtss_f32(h1);
+        for (a, b) in x[full..n].iter().zip(&y[full..n]) {
+            s += *a * *b;
+        }
+        s
+    }
+
+    /// f64: two registers hold partial sums `0..8` and `8..16`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+    pub(super) fn pd(x: &[f64], y: &[f64]) -> f64 {
+        let n = x.len().min(y.len());
+        let full = n / 16 * 16;
+        let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let mut i = 0;
+        while i < full {
+            // SAFETY: i + 16 ≤ full ≤ len of both slices.
+            unsafe {
+                let p = x.as_ptr().add(i);
+                let q = y.as_ptr().add(i);
+                lo = _mm512_add_pd(lo, _mm512_mul_pd(_mm512_loadu_pd(p), _mm512_loadu_pd(q)));
+                hi = _mm512_add_pd(
+                    hi,
+                    _mm512_mul_pd(_mm512_loadu_pd(p.add(8)), _mm512_loadu_pd(q.add(8))),
+                );
+            }
+            i += 16;
+        }
+        let h8 = _mm512_add_pd(lo, hi);
+        let h4 = _mm256_add_pd(_mm512_castpd512_pd256(h8), _mm512_extractf64x4_pd::<1>(h8));
+        let h2 = _mm_add_pd(_mm256_castpd256_pd128(h4), _mm256_extractf128_pd::<1>(h4));
+        let h1 = _mm_add_sd(h2, _mm_unpackhi_pd(h2, h2));
+        let mut s = _mm_cvtsd_f64(h1);
+        for (a, b) in x[full..n].iter().zip(&y[full..n]) {
+            s += *a * *b;
+        }
+        s
+    }
 }
 
 /// Large per-evaluation buffers kept between the evaluations of one descriptor. An MD run
@@ -200,5 +304,36 @@ impl<T> std::fmt::Debug for BufPool<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.free.lock().map(|v| v.len()).unwrap_or(0);
         write!(f, "BufPool({n} free)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The intrinsic and portable sums agree bit for bit (the kernels run on either).
+    #[test]
+    fn vdot_variants_give_the_same_bits() {
+        for n in [0usize, 1, 7, 16, 33, 64, 100] {
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.731).sin() * 1e3).collect();
+            let y: Vec<f64> = (0..n).map(|i| (i as f64 * 1.37).cos()).collect();
+            assert_eq!(
+                vdot(&x, &y).to_bits(),
+                vdot_portable(&x, &y).to_bits(),
+                "f64 n={n}"
+            );
+            let (x32, y32): (Vec<f32>, Vec<f32>) = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| (a as f32, b as f32))
+                .unzip();
+            assert_eq!(
+                vdot(&x32, &y32).to_bits(),
+                vdot_portable(&x32, &y32).to_bits(),
+                "f32 n={n}"
+            );
+            let want: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
+            assert!((vdot(&x, &y) - want).abs() <= 1e-9 * want.abs().max(1.0));
+        }
     }
 }
