@@ -40,6 +40,9 @@ pub(crate) struct LayerCtx<'a, T> {
     /// Whether the layer's save keeps its angle pairs (then the backward's recomputation
     /// skips everything that only feeds them).
     pub pairs_kept: bool,
+    /// Whether the layer's save keeps its edge-level intermediates (φ' of the edge self MLP,
+    /// the node–edge message and its φ'); then the backward recomputes no edge MLP.
+    pub edges_kept: bool,
 }
 
 impl<'a, T: Real> LayerCtx<'a, T> {
@@ -72,6 +75,7 @@ impl<'a, T: Real> LayerCtx<'a, T> {
             edge_update: o.edge_update(l),
             a0,
             pairs_kept: false,
+            edges_kept: false,
         }
     }
 }
@@ -153,6 +157,12 @@ pub(crate) struct LayerSave<T> {
     pub p1: Vec<T>,
     pub p1d: Vec<T>,
     pub p2d: Vec<T>,
+    /// φ' of the edge self MLP (`n_edges × e_dim`, when the layer updates edges), the
+    /// node–edge message and its φ' (`n_edges × H·n_dim`), when the layer is within the
+    /// store budget (empty otherwise).
+    pub yd: Vec<T>,
+    pub z3: Vec<T>,
+    pub z3d: Vec<T>,
 }
 
 impl<T> LayerSave<T> {
@@ -167,7 +177,10 @@ impl<T> LayerSave<T> {
             + self.z4.len()
             + self.p1.len()
             + self.p1d.len()
-            + self.p2d.len())
+            + self.p2d.len()
+            + self.yd.len()
+            + self.z3.len()
+            + self.z3d.len())
             * std::mem::size_of::<T>()
     }
 }
@@ -190,6 +203,11 @@ impl<T> LayerSave<T> {
             .into_iter()
             .zip(split_rows(&mut self.p1d, pb, w1))
             .zip(split_rows(&mut self.p2d, pb, w2));
+        let (wy, w3) = (wid(&self.yd, o.e_dim), wid(&self.z3, o.heads * n));
+        let kept_edges = split_rows(&mut self.yd, eb, wy)
+            .into_iter()
+            .zip(split_rows(&mut self.z3, eb, w3))
+            .zip(split_rows(&mut self.z3d, eb, w3));
         split_rows(&mut self.dact1, ab, n)
             .into_iter()
             .zip(split_rows(&mut self.dact2, ab, n))
@@ -199,8 +217,12 @@ impl<T> LayerSave<T> {
             .zip(split_rows(&mut self.z4d, eb, wd))
             .zip(split_rows(&mut self.z4, eb, wz))
             .zip(pairs)
+            .zip(kept_edges)
             .map(
-                |(((((((dact1, dact2), q), qa), hg), z4d), z4), ((p1, p1d), p2d))| SaveChunk {
+                |(
+                    (((((((dact1, dact2), q), qa), hg), z4d), z4), ((p1, p1d), p2d)),
+                    ((yd, z3), z3d),
+                )| SaveChunk {
                     dact1,
                     dact2,
                     q,
@@ -211,6 +233,9 @@ impl<T> LayerSave<T> {
                     p1,
                     p1d,
                     p2d,
+                    yd,
+                    z3,
+                    z3d,
                 },
             )
             .collect()
@@ -231,6 +256,25 @@ pub(crate) struct SaveChunk<'a, T> {
     pub p1: &'a mut [T],
     pub p1d: &'a mut [T],
     pub p2d: &'a mut [T],
+    /// The chunk's edge rows of [`LayerSave::yd`], `z3` and `z3d` (may be empty).
+    pub yd: &'a mut [T],
+    pub z3: &'a mut [T],
+    pub z3d: &'a mut [T],
+}
+
+/// An atom's edge-level intermediates that the backward reads: [`LayerSave::yd`], `z3`,
+/// `z3d` rows (kept) or the recomputation's scratch.
+struct EdgeFwd<'a, T> {
+    yd: &'a [T],
+    z3: &'a [T],
+    z3d: &'a [T],
+}
+
+/// An atom's rows of [`LayerSave::yd`], `z3` and `z3d`, written by the forward.
+struct EdgesMut<'a, T> {
+    yd: &'a mut [T],
+    z3: &'a mut [T],
+    z3d: &'a mut [T],
 }
 
 /// Reusable buffers of one task (sized for the largest atom of the frame).
@@ -549,6 +593,7 @@ fn atom_eval<T: Real>(
     hg: &mut [T],
     a_dst: Option<&mut [T]>,
     keep: Option<PairsMut<T>>,
+    keep_edges: Option<EdgesMut<T>>,
     s: &mut Scratch<T>,
     grad: bool,
 ) {
@@ -598,16 +643,24 @@ fn atom_eval<T: Real>(
         (false, None) => &a0[..np * ad],
     };
 
+    // A backward whose layer kept its edge intermediates recomputes no edge MLP.
+    let recompute_edges = !(grad && cx.edges_kept);
+    let (yd_dst, z3_dst) = match keep_edges {
+        Some(k) => (Some(k.yd), Some((k.z3, k.z3d))),
+        None => (grad.then_some(&mut yd[..ne * ed]), None),
+    };
     let e_out = &mut e_tmp[..ne * ed];
     if cx.edge_update {
         // Edge self: y = (n_i W + b) + e W + n_j W.
         let y = &mut y[..ne * ed];
-        matmul(ne, ed, ed, e, Op::N, &lw.w_ee_e, Op::N, y, T::zero());
-        for (row, &j) in y.chunks_exact_mut(ed).zip(at.ej) {
-            let j = j as usize;
-            add_around(row, &q[hn..w], &cx.pm[j * w + hn..(j + 1) * w]);
+        if recompute_edges {
+            matmul(ne, ed, ed, e, Op::N, &lw.w_ee_e, Op::N, y, T::zero());
+            for (row, &j) in y.chunks_exact_mut(ed).zip(at.ej) {
+                let j = j as usize;
+                add_around(row, &q[hn..w], &cx.pm[j * w + hn..(j + 1) * w]);
+            }
+            activate(act, y, yd_dst);
         }
-        activate(act, y, grad.then_some(&mut yd[..ne * ed]));
         let y: &[T] = y;
 
         // Sequential mode applies the edge-self update before the angle block.
@@ -762,6 +815,7 @@ fn atom_eval<T: Real>(
                 .chunks_exact_mut(ed)
                 .zip(e.chunks_exact(ed))
                 .zip(y.chunks_exact(ed))
+                .take(if grad && !o.sequential { 0 } else { ne })
             {
                 for (((d, &ev), &yv), &b0) in dst.iter_mut().zip(er).zip(yr).zip(&ue.beta[0]) {
                     *d = ue.alpha * ev + b0 * yv;
@@ -772,14 +826,21 @@ fn atom_eval<T: Real>(
     let e_out: &[T] = e_out;
     let enode: &[T] = if o.sequential { e_out } else { e };
 
+    if !recompute_edges {
+        return;
+    }
     // Node–edge message: Σ_j φ((n_i W + b) + e W + n_j W)·sw / Ne.
-    let z3 = &mut z3[..ne * hn];
+    let (z3, z3d) = match z3_dst {
+        Some((z, d)) => (z, Some(d)),
+        None => (&mut z3[..ne * hn], grad.then_some(&mut z3d[..ne * hn])),
+    };
     matmul(ne, hn, ed, enode, Op::N, &lw.w_ee_n, Op::N, z3, T::zero());
     for (row, &j) in z3.chunks_exact_mut(hn).zip(at.ej) {
         let j = j as usize;
         add_around(row, &q[..hn], &cx.pm[j * w..j * w + hn]);
     }
-    activate(act, z3, grad.then_some(&mut z3d[..ne * hn]));
+    activate(act, z3, z3d);
+    let z3: &[T] = z3;
     if grad {
         // The backward has u3's gradient already and hg saved from the forward.
         return;
@@ -1044,6 +1105,7 @@ fn atom_backward<T: Real>(
     gqa: &mut [T],
     gg: &mut [GeoGrad<T>],
     kept: Option<BlockFwd<T>>,
+    edges: EdgeFwd<T>,
     s: &mut Scratch<T>,
 ) {
     let o = cx.o;
@@ -1060,15 +1122,12 @@ fn atom_backward<T: Real>(
         cos,
         ek,
         ej,
-        yd,
         p2,
         p2d,
         p1,
         p1d,
         at: at_blk,
         z4d,
-        z3,
-        z3d,
         e_tmp,
         is_ang,
         gz3,
@@ -1101,8 +1160,8 @@ fn atom_backward<T: Real>(
     let gz3 = &mut gz3[..ne * hn];
     for (((gr, ar), dr), (gk, ggk)) in gz3
         .chunks_exact_mut(hn)
-        .zip(z3.chunks_exact(hn))
-        .zip(z3d.chunks_exact(hn))
+        .zip(edges.z3.chunks_exact(hn))
+        .zip(edges.z3d.chunks_exact(hn))
         .zip(at.geo.iter().zip(gg.iter_mut()))
     {
         let f = gk.sw / nn;
@@ -1313,7 +1372,7 @@ fn atom_backward<T: Real>(
         }
 
         // Edge self.
-        let yd = &yd[..ne * ed];
+        let yd = &edges.yd[..ne * ed];
         if o.sequential {
             for ((gr, g1r), dr) in gy
                 .chunks_exact_mut(ed)
@@ -1486,6 +1545,16 @@ fn forward_chunk_impl<T: Real>(
             p1d: &mut save.p1d[pr.start * ed..pr.end * ed],
             p2d: &mut save.p2d[pr.start * ad..pr.end * ad],
         });
+        let off = at.e0 - e_base;
+        let keep_edges = (!save.z3.is_empty()).then(|| EdgesMut {
+            yd: if save.yd.is_empty() {
+                &mut [][..]
+            } else {
+                &mut save.yd[off * ed..(off + at.ne) * ed]
+            },
+            z3: &mut save.z3[off * hn..(off + at.ne) * hn],
+            z3d: &mut save.z3d[off * hn..(off + at.ne) * hn],
+        });
         atom_eval(
             cx,
             &at,
@@ -1497,12 +1566,12 @@ fn forward_chunk_impl<T: Real>(
                 .as_deref_mut()
                 .map(|ao| &mut ao[pr.start * ad..pr.end * ad]),
             keep,
+            keep_edges,
             s,
             false,
         );
         grrg(o, hg, &mut sym[k * o.w_sym()..(k + 1) * o.w_sym()]);
-        let off = (at.e0 - e_base) * ed;
-        let rows = off..off + at.ne * ed;
+        let rows = off * ed..(off + at.ne) * ed;
         if let Some(eo) = e_out.as_deref_mut() {
             eo[rows.clone()].copy_from_slice(&s.e_tmp[..at.ne * ed]);
         }
@@ -1650,6 +1719,7 @@ fn backward_chunk_impl<T: Real>(
             &mut t_hg,
             None,
             None,
+            None,
             s,
             true,
         );
@@ -1665,6 +1735,33 @@ fn backward_chunk_impl<T: Real>(
             p1d: &save.p1d[pr.start * ed..pr.end * ed],
             p2d: &save.p2d[pr.start * ad..pr.end * ad],
         });
+        let er = at.e0..at.e0 + at.ne;
+        let (yd, z3, z3d) = if cx.edges_kept {
+            (Vec::new(), Vec::new(), Vec::new())
+        } else {
+            (
+                std::mem::take(&mut s.yd),
+                std::mem::take(&mut s.z3),
+                std::mem::take(&mut s.z3d),
+            )
+        };
+        let edges = if cx.edges_kept {
+            EdgeFwd {
+                yd: if save.yd.is_empty() {
+                    &[][..]
+                } else {
+                    &save.yd[er.start * ed..er.end * ed]
+                },
+                z3: &save.z3[er.start * hn..er.end * hn],
+                z3d: &save.z3d[er.start * hn..er.end * hn],
+            }
+        } else {
+            EdgeFwd {
+                yd: &yd,
+                z3: &z3[..at.ne * hn],
+                z3d: &z3d[..at.ne * hn],
+            }
+        };
         atom_backward(
             cx,
             &at,
@@ -1677,8 +1774,14 @@ fn backward_chunk_impl<T: Real>(
             &mut gqa[k * wq..(k + 1) * wq],
             &mut io.gg[eg0..eg0 + at.ne],
             kept,
+            edges,
             s,
         );
+        if !cx.edges_kept {
+            s.yd = yd;
+            s.z3 = z3;
+            s.z3d = z3d;
+        }
         io.ghg_n[k * 3 * n..(k + 1) * 3 * n]
             .copy_from_slice(&ghg_all[k * whg + 3 * ed..(k + 1) * whg]);
         if first {

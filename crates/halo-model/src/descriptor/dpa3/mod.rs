@@ -25,11 +25,13 @@
 //!   (`isa.rs`), with identical bits.
 //! - **Backward = (recompute or read back) + reverse, per layer.** The forward keeps the
 //!   layer inputs (node rows and their neighbour terms for all extended atoms, edge and angle
-//!   features of layers ≥ 1) and a few per-atom and per-edge vectors. The angle pairs' `p1`,
-//!   `φ'(p1)`, `φ'(p2)` (`(2 e_dim + a_dim)` values per pair, the bulk of the work) are kept
-//!   for as many layers as the store budget allows (default 1 GiB, last layers first; see
-//!   [`Dpa3::set_store_budget`]); the backward recomputes everything else, and the pairs of
-//!   layers beyond the budget, in scratch right before differentiating them. Kept or
+//!   features of layers ≥ 1) and a few per-atom and per-edge vectors. Within a store budget
+//!   (default 900 MiB; see [`Dpa3::set_store_budget`]) it also keeps, first, each layer's
+//!   edge-MLP intermediates (φ' of the edge self MLP, the node–edge message and its φ':
+//!   `e_dim + 2 H·n_dim` values per edge) and then the angle pairs' `p1`, `φ'(p1)`,
+//!   `φ'(p2)` (`2 e_dim + a_dim` values per pair, the bulk of the work), last layers first.
+//!   The backward recomputes everything else, the edge MLPs and pairs of layers beyond the
+//!   budget, in scratch right before differentiating them. Kept or
 //!   recomputed, the bits are the same. Large per-evaluation buffers come from a pool that
 //!   outlives the evaluation, so MD steps do not page-fault them in again. Neighbour
 //!   contributions are scattered through a reverse edge list (owner-computes, no atomics,
@@ -68,10 +70,18 @@ pub struct Dpa3<T: Real> {
     pool: BufPool<T>,
 }
 
-/// Default store budget of one DPA3 evaluation: 1 GiB, which holds every layer's angle
-/// pairs up to about 230 atoms in f64 (460 in f32) at liquid-water density with DPA3's
-/// usual sizes; larger systems keep some layers and recompute the rest.
-pub const DEFAULT_STORE_BUDGET: usize = 1 << 30;
+/// Default store budget of one DPA3 evaluation: 900 MiB. At liquid-water density with
+/// DPA3's usual sizes it holds every layer's edge intermediates up to about 1400 atoms in
+/// f32 (700 in f64) and, at 192 atoms, every layer's angle pairs in f32 and three layers'
+/// in f64. Sized so halomd's peak stays under a tenth of DeePMD-kit's TorchScript model on
+/// the same frame (1.08 GB against ≥ 12.3 GB at 192 atoms in f64).
+pub const DEFAULT_STORE_BUDGET: usize = 900 << 20;
+
+/// Per layer, whether its save keeps its edge and its angle-pair intermediates.
+struct Kept {
+    edges: Vec<bool>,
+    pairs: Vec<bool>,
+}
 
 /// What [`Dpa3::forward`] keeps for [`Dpa3::backward`].
 #[derive(Debug, Clone)]
@@ -232,18 +242,34 @@ impl<T: Real> Dpa3<T> {
         Ok(())
     }
 
-    /// Layers whose angle-pair intermediates the forward keeps for the backward: as many as
-    /// the store budget holds, the last layers first (layer 0's pairs are the cheapest to
-    /// recompute: its angle products are outer products).
-    fn kept_layers(&self, n_pairs: usize) -> Vec<bool> {
+    /// Which layers keep their edge intermediates and which their angle-pair intermediates
+    /// for the backward, within the store budget. Edges first: per byte they spare the most
+    /// recomputation (a layer's edge MLPs cost about half of its pairs' products at a
+    /// quarter of the bytes). Then pairs, the last layers first (layer 0's pairs are the
+    /// cheapest to recompute: its angle products are outer products). Sequential mode
+    /// recomputes its edges (the message reads the updated edges there).
+    fn kept_layers(&self, n_pairs: usize, n_edges: usize) -> Kept {
         let o = &self.p.o;
-        let per_layer = n_pairs * (2 * o.e_dim + o.a_dim) * std::mem::size_of::<T>();
-        let mut kept = vec![false; o.nlayers];
+        let sz = std::mem::size_of::<T>();
+        let hn = o.heads * o.n_dim;
+        let mut kept = Kept {
+            edges: vec![false; o.nlayers],
+            pairs: vec![false; o.nlayers],
+        };
         let mut left = self.store_budget;
+        for l in (0..o.nlayers).rev() {
+            let wy = if o.edge_update(l) { o.e_dim } else { 0 };
+            let bytes = n_edges * (wy + 2 * hn) * sz;
+            if !o.sequential && bytes <= left {
+                kept.edges[l] = true;
+                left -= bytes;
+            }
+        }
+        let per_layer = n_pairs * (2 * o.e_dim + o.a_dim) * sz;
         for l in (0..o.nlayers).rev() {
             let angle_block = self.p.layers[l].angle.is_some() && o.edge_update(l);
             if angle_block && per_layer <= left {
-                kept[l] = true;
+                kept.pairs[l] = true;
                 left -= per_layer;
             }
         }
@@ -294,6 +320,7 @@ impl<T: Real> Dpa3<T> {
         let p = &self.p;
         let o = &p.o;
         let (n, ed, ad) = (o.n_dim, o.e_dim, o.a_dim);
+        let hn = o.heads * n;
         let nall = input.coords.len();
         let nloc = input.nloc;
         let coords: Vec<[T; 3]> = input
@@ -325,7 +352,7 @@ impl<T: Real> Dpa3<T> {
         let mut cur = node0;
         let mut desc_rows = Vec::new();
         let scratch = ScratchPool::new(graph.max_ne, graph.max_na);
-        let kept = self.kept_layers(n_pairs);
+        let kept = self.kept_layers(n_pairs, n_edges);
         for l in 0..o.nlayers {
             ex.forward(T::rows_mut(&mut cur), n)?;
             let pm = self.neighbour_terms(l, &cur, nall);
@@ -349,9 +376,16 @@ impl<T: Real> Dpa3<T> {
                 hg: vec![T::zero(); nloc * o.w_hg()],
                 z4d: vec![T::zero(); z4_rows],
                 z4: vec![T::zero(); if o.sequential { z4_rows } else { 0 }],
-                p1: pool.take_dirty(if kept[l] { n_pairs * ed } else { 0 }),
-                p1d: pool.take_dirty(if kept[l] { n_pairs * ed } else { 0 }),
-                p2d: pool.take_dirty(if kept[l] { n_pairs * ad } else { 0 }),
+                p1: pool.take_dirty(if kept.pairs[l] { n_pairs * ed } else { 0 }),
+                p1d: pool.take_dirty(if kept.pairs[l] { n_pairs * ed } else { 0 }),
+                p2d: pool.take_dirty(if kept.pairs[l] { n_pairs * ad } else { 0 }),
+                yd: pool.take_dirty(if kept.edges[l] && o.edge_update(l) {
+                    n_edges * ed
+                } else {
+                    0
+                }),
+                z3: pool.take_dirty(if kept.edges[l] { n_edges * hn } else { 0 }),
+                z3d: pool.take_dirty(if kept.edges[l] { n_edges * hn } else { 0 }),
             };
             {
                 let cx = LayerCtx::new(
@@ -394,7 +428,7 @@ impl<T: Real> Dpa3<T> {
                     });
             }
             // A layer that keeps its pairs never reads its input angles again.
-            if kept[l] && l > 0 && o.update_angle {
+            if kept.pairs[l] && l > 0 && o.update_angle {
                 pool.give(std::mem::take(&mut angles[l - 1]));
             }
             saves.push(save);
@@ -500,6 +534,7 @@ impl<T: Real> Dpa3<T> {
                     (l > 0 && o.update_angle).then(|| state.angles[l - 1].as_slice()),
                 );
                 cx.pairs_kept = !state.saves[l].p1.is_empty();
+                cx.edges_kept = !state.saves[l].z3.is_empty();
                 let ga_parts: Vec<&mut [T]> = if o.update_angle {
                     split_rows(&mut ga, &pb, ad)
                 } else {
@@ -554,7 +589,7 @@ impl<T: Real> Dpa3<T> {
             self.pool.give(v);
         }
         for s in state.saves {
-            for v in [s.p1, s.p1d, s.p2d] {
+            for v in [s.p1, s.p1d, s.p2d, s.yd, s.z3, s.z3d] {
                 self.pool.give(v);
             }
         }
