@@ -95,12 +95,12 @@ fn bit_identical_for_1_and_4_threads() {
     eprintln!("bit-identical: {}", done.join(", "));
 }
 
-/// DPA3 keeps angle-pair intermediates for the backward while they fit its store budget and
-/// recomputes them otherwise; both, and a repeated evaluation that reuses the previous one's
-/// pooled buffers, must give the same bits, for every DPA3 variant (sequential and parallel
-/// updates, layer-0 outer products, compressions).
+/// DPA3 keeps edge-MLP and angle-pair intermediates for the backward while they fit its
+/// store budget and recomputes them otherwise; both, and a repeated evaluation that reuses
+/// the previous one's pooled buffers, must give the same bits, for every DPA3 variant
+/// (sequential and parallel updates, layer-0 outer products, compressions).
 #[test]
-fn dpa3_kept_and_recomputed_pairs_give_the_same_bits() {
+fn dpa3_kept_and_recomputed_intermediates_give_the_same_bits() {
     let mut done = 0;
     for r in references().into_iter().filter(|r| r.descriptor == "dpa3") {
         let c = &r.cases[0];

@@ -262,19 +262,12 @@ pub(crate) struct SaveChunk<'a, T> {
     pub z3d: &'a mut [T],
 }
 
-/// An atom's edge-level intermediates that the backward reads: [`LayerSave::yd`], `z3`,
-/// `z3d` rows (kept) or the recomputation's scratch.
-struct EdgeFwd<'a, T> {
-    yd: &'a [T],
-    z3: &'a [T],
-    z3d: &'a [T],
-}
-
-/// An atom's rows of [`LayerSave::yd`], `z3` and `z3d`, written by the forward.
-struct EdgesMut<'a, T> {
-    yd: &'a mut [T],
-    z3: &'a mut [T],
-    z3d: &'a mut [T],
+/// An atom's edge-level intermediates, rows of [`LayerSave::yd`], `z3` and `z3d`: written
+/// by the forward (`S = &mut [T]`), read by the backward (`S = &[T]`).
+struct EdgeRows<S> {
+    yd: S,
+    z3: S,
+    z3d: S,
 }
 
 /// Reusable buffers of one task (sized for the largest atom of the frame).
@@ -592,8 +585,8 @@ fn atom_eval<T: Real>(
     u3: &mut [T],
     hg: &mut [T],
     a_dst: Option<&mut [T]>,
-    keep: Option<PairsMut<T>>,
-    keep_edges: Option<EdgesMut<T>>,
+    keep: Option<PairRows<&mut [T]>>,
+    keep_edges: Option<EdgeRows<&mut [T]>>,
     s: &mut Scratch<T>,
     grad: bool,
 ) {
@@ -957,20 +950,13 @@ fn angle_block_forward<T: Real>(
     activate(o.act, p1, p1d);
 }
 
-/// An atom's kept pair intermediates (rows of [`LayerSave::p1`], `p1d`, `p2d`), written by
-/// the forward.
-struct PairsMut<'a, T> {
-    p1: &'a mut [T],
-    p1d: &'a mut [T],
-    p2d: &'a mut [T],
-}
-
-/// What [`angle_block_backward`] reads from [`angle_block_forward`] with φ' (a block's rows,
-/// or an atom's kept rows).
-struct BlockFwd<'a, T> {
-    p1: &'a [T],
-    p1d: &'a [T],
-    p2d: &'a [T],
+/// Pair intermediates `p1`, φ'(p1), φ'(p2): an atom's kept rows of [`LayerSave::p1`],
+/// `p1d`, `p2d` written by the forward (`S = &mut [T]`), or what [`angle_block_backward`]
+/// reads (`S = &[T]`: a block's recomputed rows or its kept ones).
+struct PairRows<S> {
+    p1: S,
+    p1d: S,
+    p2d: S,
 }
 
 /// Block-sized gradient buffers of [`angle_block_backward`].
@@ -992,7 +978,7 @@ fn angle_block_backward<T: Real>(
     at: &Atom<T>,
     b: &PairBlock<T>,
     gm: &[T],
-    f: BlockFwd<T>,
+    f: PairRows<&[T]>,
     g: BlockGrad<T>,
     ga: &mut [T],
     gcos: &mut [T],
@@ -1104,8 +1090,8 @@ fn atom_backward<T: Real>(
     gq: &mut [T],
     gqa: &mut [T],
     gg: &mut [GeoGrad<T>],
-    kept: Option<BlockFwd<T>>,
-    edges: EdgeFwd<T>,
+    kept: Option<PairRows<&[T]>>,
+    kept_edges: Option<EdgeRows<&[T]>>,
     s: &mut Scratch<T>,
 ) {
     let o = cx.o;
@@ -1122,12 +1108,15 @@ fn atom_backward<T: Real>(
         cos,
         ek,
         ej,
+        yd,
         p2,
         p2d,
         p1,
         p1d,
         at: at_blk,
         z4d,
+        z3,
+        z3d,
         e_tmp,
         is_ang,
         gz3,
@@ -1148,6 +1137,12 @@ fn atom_backward<T: Real>(
         gcos,
         ..
     } = s;
+    // The layer's kept edge intermediates, or those `atom_eval` just recomputed.
+    let edges = kept_edges.unwrap_or(EdgeRows {
+        yd: &yd[..],
+        z3: &z3[..],
+        z3d: &z3d[..],
+    });
     let e: &[T] = match cx.e_in {
         Some(buf) => &buf[at.e0 * ed..(at.e0 + ne) * ed],
         None => &e0[..ne * ed],
@@ -1292,7 +1287,7 @@ fn atom_backward<T: Real>(
                     cos: &cos[r0..r1],
                 };
                 let fwd = match &kept {
-                    Some(k) => BlockFwd {
+                    Some(k) => PairRows {
                         p1: &k.p1[r0 * ed..r1 * ed],
                         p1d: &k.p1d[r0 * ed..r1 * ed],
                         p2d: &k.p2d[r0 * ad..r1 * ad],
@@ -1311,7 +1306,7 @@ fn atom_backward<T: Real>(
                             &mut p1[..nb * ed],
                             Some(&mut p1d[..nb * ed]),
                         );
-                        BlockFwd {
+                        PairRows {
                             p1: &p1[..nb * ed],
                             p1d: &p1d[..nb * ed],
                             p2d: &p2d[..nb * ad],
@@ -1540,18 +1535,15 @@ fn forward_chunk_impl<T: Real>(
         let hg = &mut save.hg[k * o.w_hg()..(k + 1) * o.w_hg()];
         let np = at.na * at.na;
         let pr = at.p0 - p_base..at.p0 - p_base + np;
-        let keep = (!save.p1.is_empty()).then(|| PairsMut {
+        let keep = (!save.p1.is_empty()).then(|| PairRows {
             p1: &mut save.p1[pr.start * ed..pr.end * ed],
             p1d: &mut save.p1d[pr.start * ed..pr.end * ed],
             p2d: &mut save.p2d[pr.start * ad..pr.end * ad],
         });
         let off = at.e0 - e_base;
-        let keep_edges = (!save.z3.is_empty()).then(|| EdgesMut {
-            yd: if save.yd.is_empty() {
-                &mut [][..]
-            } else {
-                &mut save.yd[off * ed..(off + at.ne) * ed]
-            },
+        let wy = if save.yd.is_empty() { 0 } else { ed };
+        let keep_edges = (!save.z3.is_empty()).then(|| EdgeRows {
+            yd: &mut save.yd[off * wy..(off + at.ne) * wy],
             z3: &mut save.z3[off * hn..(off + at.ne) * hn],
             z3d: &mut save.z3d[off * hn..(off + at.ne) * hn],
         });
@@ -1730,38 +1722,18 @@ fn backward_chunk_impl<T: Real>(
         let np = at.na * at.na;
         let eg0 = at.e0 - e_base;
         let pr = at.p0..at.p0 + np;
-        let kept = (!save.p1.is_empty()).then(|| BlockFwd {
+        let kept = (!save.p1.is_empty()).then(|| PairRows {
             p1: &save.p1[pr.start * ed..pr.end * ed],
             p1d: &save.p1d[pr.start * ed..pr.end * ed],
             p2d: &save.p2d[pr.start * ad..pr.end * ad],
         });
         let er = at.e0..at.e0 + at.ne;
-        let (yd, z3, z3d) = if cx.edges_kept {
-            (Vec::new(), Vec::new(), Vec::new())
-        } else {
-            (
-                std::mem::take(&mut s.yd),
-                std::mem::take(&mut s.z3),
-                std::mem::take(&mut s.z3d),
-            )
-        };
-        let edges = if cx.edges_kept {
-            EdgeFwd {
-                yd: if save.yd.is_empty() {
-                    &[][..]
-                } else {
-                    &save.yd[er.start * ed..er.end * ed]
-                },
-                z3: &save.z3[er.start * hn..er.end * hn],
-                z3d: &save.z3d[er.start * hn..er.end * hn],
-            }
-        } else {
-            EdgeFwd {
-                yd: &yd,
-                z3: &z3[..at.ne * hn],
-                z3d: &z3d[..at.ne * hn],
-            }
-        };
+        let wy = if save.yd.is_empty() { 0 } else { ed };
+        let kept_edges = cx.edges_kept.then(|| EdgeRows {
+            yd: &save.yd[er.start * wy..er.end * wy],
+            z3: &save.z3[er.start * hn..er.end * hn],
+            z3d: &save.z3d[er.start * hn..er.end * hn],
+        });
         atom_backward(
             cx,
             &at,
@@ -1774,14 +1746,9 @@ fn backward_chunk_impl<T: Real>(
             &mut gqa[k * wq..(k + 1) * wq],
             &mut io.gg[eg0..eg0 + at.ne],
             kept,
-            edges,
+            kept_edges,
             s,
         );
-        if !cx.edges_kept {
-            s.yd = yd;
-            s.z3 = z3;
-            s.z3d = z3d;
-        }
         io.ghg_n[k * 3 * n..(k + 1) * 3 * n]
             .copy_from_slice(&ghg_all[k * whg + 3 * ed..(k + 1) * whg]);
         if first {
