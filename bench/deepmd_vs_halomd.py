@@ -15,9 +15,10 @@ AOTInductor `.pt2`) on the same liquid-water box, energy + forces + virial, for 
 Every cell is measured in --rounds rounds (default 2) that alternate which engine runs
 first, and each engine's time is its best round's median: load from other tenants of the
 host only adds time, and it drifts over minutes, so alternating rounds give both engines
-the same chance at a quiet machine. Each measurement is its own process. Peak memory is the child's maximum resident set size
-from wait4(2) (ru_maxrss), i.e. the whole process: for DeePMD that includes the ~0.5-1 GB of
-the Python/torch runtime and the loaded model (reported separately as `rss_loaded_mb`).
+the same chance at a quiet machine. Each measurement is its own process. Peak memory is the
+child's maximum resident set size from wait4(2) (ru_maxrss), i.e. the whole process: for
+DeePMD that includes the ~0.5-1 GB of the Python/torch runtime and the loaded model
+(reported separately as `rss_loaded_mb`).
 A child whose RSS passes --mem-limit-gb is killed by this driver and its cell reads "OOM"
 (its address space is also capped with RLIMIT_AS as a backstop). Threads: halomd gets
 `--threads T` and RAYON_NUM_THREADS=T; DeePMD gets OMP_NUM_THREADS, MKL_NUM_THREADS,
@@ -529,18 +530,18 @@ def main() -> None:
                         if rnd % 2:
                             order.reverse()
                         for eng in order:
+                            if cells.get(eng, {}).get("status") not in ("ok", None):
+                                continue  # an OOM or error does not get better in another round
                             sfx = f"_r{rnd}" if rnd else ""
                             if eng == "halomd":
                                 est = None
-                                if "halomd" in cells and cells["halomd"].get("status") == "ok":
+                                if "halomd" in cells:
                                     est = cells["halomd"]["time_per_eval_s"]
                                 elif prev_n is not None and t in t_est_prev:
                                     est = t_est_prev[t] * n / prev_n
                                 log(f"{tag}: halomd (round {rnd + 1})")
                                 res = run_halomd(a, mdir / f"{name}.dp", struct, t, est, f"{tag}_halomd{sfx}")
                             else:
-                                if eng in cells and cells[eng].get("status") not in ("ok", None):
-                                    continue  # an OOM or error does not get better in another round
                                 want_dump = eng not in dumps
                                 dpath = a.work / "runs" / f"{tag}_{eng}.dump.npz" if want_dump else None
                                 log(f"{tag}: deepmd {eng} (round {rnd + 1})")
