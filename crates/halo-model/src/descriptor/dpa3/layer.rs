@@ -10,7 +10,8 @@
 use super::config::{Affine, AngleW, Compress, LayerW, Opts, Parsed};
 use super::geometry::{self, Geo, GeoGrad, Graph};
 use super::util::{
-    activate, add2_before, add_around, add_assign, axpy, fill_rows, split_rows, vdot, CHUNK,
+    activate, add2_before, add_around, add_assign, axpy, fill_rows, split_rows, stream_copy, vdot,
+    CHUNK,
 };
 use crate::isa::multiversion;
 use crate::linalg::{matmul, Op};
@@ -614,7 +615,9 @@ fn atom_eval<T: Real>(
         ek,
         ej,
         p2,
+        p2d,
         p1,
+        p1d,
         at: at_blk,
         m,
         z4,
@@ -638,10 +641,9 @@ fn atom_eval<T: Real>(
 
     // A backward whose layer kept its edge intermediates recomputes no edge MLP.
     let recompute_edges = !(grad && cx.edges_kept);
-    let (yd_dst, z3_dst) = match keep_edges {
-        Some(k) => (Some(k.yd), Some((k.z3, k.z3d))),
-        None => (grad.then_some(&mut yd[..ne * ed]), None),
-    };
+    // Kept edge rows are built in the scratch and streamed out (see `stream_copy`).
+    let mut keep_edges = keep_edges;
+    let derivs = grad || keep_edges.is_some();
     let e_out = &mut e_tmp[..ne * ed];
     if cx.edge_update {
         // Edge self: y = (n_i W + b) + e W + n_j W.
@@ -652,7 +654,10 @@ fn atom_eval<T: Real>(
                 let j = j as usize;
                 add_around(row, &q[hn..w], &cx.pm[j * w + hn..(j + 1) * w]);
             }
-            activate(act, y, yd_dst);
+            activate(act, y, derivs.then_some(&mut yd[..ne * ed]));
+            if let Some(k) = keep_edges.as_mut() {
+                stream_copy(k.yd, &yd[..ne * ed]);
+            }
         }
         let y: &[T] = y;
 
@@ -729,15 +734,7 @@ fn atom_eval<T: Real>(
                         a: &a[r0 * ad..r1 * ad],
                         cos: &cos[r0..r1],
                     };
-                    // Kept pairs are written straight into the save, with their φ'.
-                    let (p1, p1d, p2d) = match keep.as_mut() {
-                        Some(k) => (
-                            &mut k.p1[r0 * ed..r1 * ed],
-                            Some(&mut k.p1d[r0 * ed..r1 * ed]),
-                            Some(&mut k.p2d[r0 * ad..r1 * ad]),
-                        ),
-                        None => (&mut p1[..nb * ed], None, None),
-                    };
+                    let kept = keep.is_some();
                     angle_block_forward(
                         cx,
                         aw,
@@ -746,14 +743,20 @@ fn atom_eval<T: Real>(
                         ek,
                         ej,
                         &mut p2[..nb * ad],
-                        p2d,
+                        kept.then(|| &mut p2d[..nb * ad]),
                         keep_at.then(|| &mut at_blk[..nb * ad]),
-                        &mut *p1,
-                        p1d,
+                        &mut p1[..nb * ed],
+                        kept.then(|| &mut p1d[..nb * ed]),
                     );
-                    let p1: &[T] = p1;
+                    let p1: &[T] = &p1[..nb * ed];
+                    // The block is built in cache and streamed out (see `stream_copy`).
+                    if let Some(k) = keep.as_mut() {
+                        stream_copy(&mut k.p1[r0 * ed..r1 * ed], p1);
+                        stream_copy(&mut k.p1d[r0 * ed..r1 * ed], &p1d[..nb * ed]);
+                        stream_copy(&mut k.p2d[r0 * ad..r1 * ad], &p2d[..nb * ad]);
+                    }
                     if let Some(dst) = a_dst.as_deref_mut() {
-                        dst[r0 * ad..r1 * ad].copy_from_slice(&at_blk[..nb * ad]);
+                        stream_copy(&mut dst[r0 * ad..r1 * ad], &at_blk[..nb * ad]);
                     }
                     // Edge ← angle: pre1 reduced over k with a_sw_j a_sw_k / √Na.
                     for jj in j0..j1 {
@@ -823,16 +826,17 @@ fn atom_eval<T: Real>(
         return;
     }
     // Node–edge message: Σ_j φ((n_i W + b) + e W + n_j W)·sw / Ne.
-    let (z3, z3d) = match z3_dst {
-        Some((z, d)) => (z, Some(d)),
-        None => (&mut z3[..ne * hn], grad.then_some(&mut z3d[..ne * hn])),
-    };
+    let z3 = &mut z3[..ne * hn];
     matmul(ne, hn, ed, enode, Op::N, &lw.w_ee_n, Op::N, z3, T::zero());
     for (row, &j) in z3.chunks_exact_mut(hn).zip(at.ej) {
         let j = j as usize;
         add_around(row, &q[..hn], &cx.pm[j * w..j * w + hn]);
     }
-    activate(act, z3, z3d);
+    activate(act, z3, derivs.then_some(&mut z3d[..ne * hn]));
+    if let Some(k) = keep_edges {
+        stream_copy(k.z3, z3);
+        stream_copy(k.z3d, &z3d[..ne * hn]);
+    }
     let z3: &[T] = z3;
     if grad {
         // The backward has u3's gradient already and hg saved from the forward.

@@ -226,6 +226,43 @@ mod vdot512 {
     }
 }
 
+/// `dst.copy_from_slice(src)` with non-temporal stores: for the kept intermediates and
+/// layer outputs, written once per pass and read back only a layer or a whole pass later.
+/// Ordinary stores first read every line they miss (read-for-ownership), so streaming
+/// `n_pairs × (e_dim + …)` values out of a block that lives in cache cost twice the
+/// memory traffic; on the VMs we measured, streamed stores ran 2–3× faster. The bytes
+/// written are the same.
+pub(crate) fn stream_copy<T: Copy>(dst: &mut [T], src: &[T]) {
+    assert_eq!(dst.len(), src.len(), "stream_copy: length mismatch");
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        let bytes = std::mem::size_of_val(dst);
+        let d = dst.as_mut_ptr().cast::<u8>();
+        let s = src.as_ptr().cast::<u8>();
+        let head = d.align_offset(16).min(bytes);
+        let body = (bytes - head) / 16 * 16;
+        // SAFETY: `dst` and `src` are distinct borrows of `bytes` bytes each (the borrow
+        // rules forbid overlap); every access below stays within `0..bytes`. The streamed
+        // stores are 16-byte aligned (`head` aligns `d`), as `_mm_stream_si128` requires,
+        // and SSE2 is part of x86-64. The fence orders them before any later store or
+        // synchronisation, so other threads see the bytes once they see the task's end.
+        unsafe {
+            std::ptr::copy_nonoverlapping(s, d, head);
+            let mut i = head;
+            while i < head + body {
+                let v = _mm_loadu_si128(s.add(i).cast::<__m128i>());
+                _mm_stream_si128(d.add(i).cast::<__m128i>(), v);
+                i += 16;
+            }
+            std::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
+            _mm_sfence();
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    dst.copy_from_slice(src);
+}
+
 /// Large per-evaluation buffers kept between the evaluations of one descriptor. An MD run
 /// evaluates a frame of the same size every step, and glibc unmaps blocks above its largest
 /// mmap threshold (32 MiB) on free, so without reuse every step page-faults its biggest
@@ -335,5 +372,26 @@ mod tests {
             let want: f64 = x.iter().zip(&y).map(|(a, b)| a * b).sum();
             assert!((vdot(&x, &y) - want).abs() <= 1e-9 * want.abs().max(1.0));
         }
+    }
+
+    /// Streamed copies write exactly `src` into `dst`, whatever the alignment of either
+    /// and the length (head, streamed body and tail), and nothing around them.
+    #[test]
+    fn stream_copy_writes_exactly_the_slice() {
+        let src: Vec<f32> = (0..300).map(|i| i as f32 * 0.5 + 1.0).collect();
+        for d0 in 0..5 {
+            for s0 in 0..3 {
+                for n in [0usize, 1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 200] {
+                    let mut dst = vec![-7.0f32; 300];
+                    stream_copy(&mut dst[d0..d0 + n], &src[s0..s0 + n]);
+                    assert_eq!(&dst[d0..d0 + n], &src[s0..s0 + n], "d0={d0} s0={s0} n={n}");
+                    assert!(dst[..d0].iter().chain(&dst[d0 + n..]).all(|&v| v == -7.0));
+                }
+            }
+        }
+        let src: Vec<f64> = (0..70).map(|i| i as f64 - 0.25).collect();
+        let mut dst = vec![0.0f64; 71];
+        stream_copy(&mut dst[1..], &src);
+        assert_eq!(&dst[1..], &src[..]);
     }
 }
