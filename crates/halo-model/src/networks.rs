@@ -9,6 +9,7 @@
 //!   `(t0, t1, …)` at index `Σ t_k·ntypes^k`.
 
 use crate::import::{Dict, ModelError};
+use crate::linalg::Weight;
 use crate::nn::Layer;
 use crate::{Activation, Real};
 
@@ -81,7 +82,7 @@ pub fn parse_layer<T: Real>(d: &Dict) -> Result<Layer<T>, ModelError> {
         ));
     }
     Ok(Layer {
-        w: to_t(&w.data),
+        w: Weight::new(n_in, n_out, to_t(&w.data)),
         b: b.map(|a| to_t(&a.data)),
         idt: idt.map(|a| to_t(&a.data)),
         n_in,

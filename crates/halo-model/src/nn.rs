@@ -4,7 +4,7 @@
 //! `n_out == 2·n_in` (only if `resnet`), else nothing. Rows are atoms, edges or angles;
 //! callers own every buffer.
 
-use crate::linalg::{matmul, Op};
+use crate::linalg::{matmul, Op, Weight};
 use crate::{Activation, Real};
 
 pub use crate::networks::{parse_embedding_net, parse_fitting_net, parse_layer};
@@ -12,8 +12,8 @@ pub use crate::networks::{parse_embedding_net, parse_fitting_net, parse_layer};
 /// One affine layer with activation, optional timestep (`idt`) and residual.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer<T> {
-    /// Weights, `n_in × n_out` row-major.
-    pub w: Vec<T>,
+    /// Weights, `n_in × n_out` row-major (with their transpose, for the backward).
+    pub w: Weight<T>,
     /// Bias, `n_out`.
     pub b: Option<Vec<T>>,
     /// Timestep scale, `n_out` (`resnet_dt`).
@@ -83,7 +83,7 @@ impl<T: Real> Layer<T> {
         for ((g, &d), &a) in g.iter_mut().zip(&dy[..rows * no]).zip(&dact[..rows * no]) {
             *g = d * a;
         }
-        matmul(rows, ni, no, g, Op::N, &self.w, Op::T, dx, T::zero());
+        matmul(rows, ni, no, g, Op::N, self.w.t(), Op::N, dx, T::zero());
         if self.resnet && (no == ni || no == 2 * ni) {
             for r in 0..rows {
                 let dxr = &mut dx[r * ni..(r + 1) * ni];
@@ -106,7 +106,7 @@ mod tests {
             .map(|i| ((i as f64) * 0.61).sin() * 0.7)
             .collect();
         Layer {
-            w,
+            w: Weight::new(ni, no, w),
             b: Some((0..no).map(|i| (i as f64 * 1.3).cos() * 0.2).collect()),
             idt: dt.then(|| (0..no).map(|i| 0.1 + 0.05 * i as f64).collect()),
             n_in: ni,
@@ -159,7 +159,7 @@ mod tests {
     #[test]
     fn residual_rules() {
         let l = Layer::<f64> {
-            w: vec![0.0; 2 * 4],
+            w: Weight::new(2, 4, vec![0.0; 2 * 4]),
             b: None,
             idt: None,
             n_in: 2,

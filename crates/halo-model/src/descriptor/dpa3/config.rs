@@ -6,6 +6,7 @@
 //! DeePMD's `deserialize` does; unknown keys are rejected (DeePMD would fail on them too).
 
 use crate::import::{Dict, ModelError};
+use crate::linalg::Weight;
 use crate::networks::{class, parse_embedding_net, parse_layer, version};
 use crate::nn::Layer;
 use crate::{Activation, Real};
@@ -120,43 +121,43 @@ pub(crate) struct Update<T> {
 #[derive(Debug, Clone)]
 pub(crate) struct AngleW<T> {
     /// `edge_angle_linear1` rows for the angle, `a_dim × e_dim`.
-    pub w1a: Vec<T>,
+    pub w1a: Weight<T>,
     /// `angle_self_linear` rows for the angle, `a_dim × a_dim`.
-    pub w2a: Vec<T>,
+    pub w2a: Weight<T>,
     /// `[linear1 | angle_self]` rows for `e_ik`, `e_a × (e_dim + a_dim)`.
-    pub wik: Vec<T>,
+    pub wik: Weight<T>,
     /// `[linear1 | angle_self]` rows for `e_ij`, `e_a × (e_dim + a_dim)`.
-    pub wij: Vec<T>,
+    pub wij: Weight<T>,
     /// `[linear1 | angle_self]` rows for the node, `n_a × (e_dim + a_dim)`.
-    pub wn: Vec<T>,
+    pub wn: Weight<T>,
     /// `[b1 | b_self]`.
     pub b: Vec<T>,
     /// `edge_angle_linear2`, `e_dim × e_dim`.
-    pub w_l2: Vec<T>,
+    pub w_l2: Weight<T>,
     pub b_l2: Vec<T>,
     /// `a_compress_n_linear`, `n_dim × n_a`.
-    pub w_cn: Option<Vec<T>>,
+    pub w_cn: Option<Weight<T>>,
     /// `a_compress_e_linear`, `e_dim × e_a`.
-    pub w_ce: Option<Vec<T>>,
+    pub w_ce: Option<Weight<T>>,
 }
 
 /// Weights of one RepFlow layer, split along the input blocks DeePMD concatenates.
 #[derive(Debug, Clone)]
 pub(crate) struct LayerW<T> {
-    pub w_self: Vec<T>,
+    pub w_self: Weight<T>,
     pub b_self: Vec<T>,
-    pub w_sym: Vec<T>,
+    pub w_sym: Weight<T>,
     pub b_sym: Vec<T>,
     /// `[node_edge | edge_self]` rows for `n_i`, `n_dim × (H·n_dim + e_dim)`.
-    pub w_i: Vec<T>,
+    pub w_i: Weight<T>,
     /// `[node_edge | edge_self]` rows for `n_j`, `n_dim × (H·n_dim + e_dim)`.
-    pub w_j: Vec<T>,
+    pub w_j: Weight<T>,
     /// `[b_node_edge | b_edge_self]`.
     pub b_ne: Vec<T>,
     /// `node_edge_linear` rows for `e_ij`, `e_dim × H·n_dim`.
-    pub w_ee_n: Vec<T>,
+    pub w_ee_n: Weight<T>,
     /// `edge_self_linear` rows for `e_ij`, `e_dim × e_dim`.
-    pub w_ee_e: Vec<T>,
+    pub w_ee_e: Weight<T>,
     pub angle: Option<AngleW<T>>,
     pub upd_n: Update<T>,
     pub upd_e: Update<T>,
@@ -388,7 +389,10 @@ fn parse_affine<T: Real>(
         }
         _ => {}
     }
-    Ok(Affine { w: l.w, b: l.b })
+    Ok(Affine {
+        w: l.w.to_vec(),
+        b: l.b,
+    })
 }
 
 /// The type-embedding table `(ntypes + 1) × n_dim` (last row zero), evaluated in `T`.
@@ -976,22 +980,30 @@ fn parse_repflow_layer<T: Real>(
         dt,
     )?;
     let es = parse_affine::<T>(&ld.get("edge_self_linear")?, 2 * n + e, e, Some(true), dt)?;
-    let w_i = hcat(
-        &rows_of(&ne.w, h * n, 0, n),
-        h * n,
-        &rows_of(&es.w, e, 0, n),
-        e,
+    let w_i = Weight::new(
+        n,
+        h * n + e,
+        hcat(
+            &rows_of(&ne.w, h * n, 0, n),
+            h * n,
+            &rows_of(&es.w, e, 0, n),
+            e,
+        ),
     );
-    let w_j = hcat(
-        &rows_of(&ne.w, h * n, n, 2 * n),
-        h * n,
-        &rows_of(&es.w, e, n, 2 * n),
-        e,
+    let w_j = Weight::new(
+        n,
+        h * n + e,
+        hcat(
+            &rows_of(&ne.w, h * n, n, 2 * n),
+            h * n,
+            &rows_of(&es.w, e, n, 2 * n),
+            e,
+        ),
     );
     let mut b_ne = ne.b.clone().unwrap_or_default();
     b_ne.extend_from_slice(es.b.as_deref().unwrap_or(&[]));
-    let w_ee_n = rows_of(&ne.w, h * n, 2 * n, 2 * n + e);
-    let w_ee_e = rows_of(&es.w, e, 2 * n, 2 * n + e);
+    let w_ee_n = Weight::new(e, h * n, rows_of(&ne.w, h * n, 2 * n, 2 * n + e));
+    let w_ee_e = Weight::new(e, e, rows_of(&es.w, e, 2 * n, 2 * n + e));
 
     let angle_keys = [
         "edge_angle_linear1",
@@ -1007,7 +1019,10 @@ fn parse_repflow_layer<T: Real>(
         let (w_cn, w_ce) = if o.compress == Compress::Linear {
             let cn = parse_affine::<T>(&ld.get("a_compress_n_linear")?, n, o.n_a, Some(false), dt)?;
             let ce = parse_affine::<T>(&ld.get("a_compress_e_linear")?, e, o.e_a, Some(false), dt)?;
-            (Some(cn.w), Some(ce.w))
+            (
+                Some(Weight::new(n, o.n_a, cn.w)),
+                Some(Weight::new(e, o.e_a, ce.w)),
+            )
         } else {
             for k in compress_keys {
                 if ld.has(k) {
@@ -1019,31 +1034,18 @@ fn parse_repflow_layer<T: Real>(
         let (r_n0, r_n1) = (a, a + o.n_a);
         let (r_k0, r_k1) = (r_n1, r_n1 + o.e_a);
         let (r_j0, r_j1) = (r_k1, r_k1 + o.e_a);
+        // `[linear1 | angle_self]` rows r0..r1.
+        let rows_pair = |r0, r1| hcat(&rows_of(&l1.w, e, r0, r1), e, &rows_of(&ls.w, a, r0, r1), a);
         let mut b = l1.b.clone().unwrap_or_default();
         b.extend_from_slice(ls.b.as_deref().unwrap_or(&[]));
         Some(AngleW {
-            w1a: rows_of(&l1.w, e, 0, a),
-            w2a: rows_of(&ls.w, a, 0, a),
-            wik: hcat(
-                &rows_of(&l1.w, e, r_k0, r_k1),
-                e,
-                &rows_of(&ls.w, a, r_k0, r_k1),
-                a,
-            ),
-            wij: hcat(
-                &rows_of(&l1.w, e, r_j0, r_j1),
-                e,
-                &rows_of(&ls.w, a, r_j0, r_j1),
-                a,
-            ),
-            wn: hcat(
-                &rows_of(&l1.w, e, r_n0, r_n1),
-                e,
-                &rows_of(&ls.w, a, r_n0, r_n1),
-                a,
-            ),
+            w1a: Weight::new(a, e, rows_of(&l1.w, e, 0, a)),
+            w2a: Weight::new(a, a, rows_of(&ls.w, a, 0, a)),
+            wik: Weight::new(o.e_a, e + a, rows_pair(r_k0, r_k1)),
+            wij: Weight::new(o.e_a, e + a, rows_pair(r_j0, r_j1)),
+            wn: Weight::new(o.n_a, e + a, rows_pair(r_n0, r_n1)),
             b,
-            w_l2: l2.w,
+            w_l2: Weight::new(e, e, l2.w),
             b_l2: l2.b.unwrap_or_default(),
             w_cn,
             w_ce,
@@ -1090,9 +1092,9 @@ fn parse_repflow_layer<T: Real>(
         }
     };
     Ok(LayerW {
-        w_self: self_mlp.w,
+        w_self: Weight::new(n, n, self_mlp.w),
         b_self: self_mlp.b.unwrap_or_default(),
-        w_sym: sym.w,
+        w_sym: Weight::new(o.w_sym(), n, sym.w),
         b_sym: sym.b.unwrap_or_default(),
         w_i,
         w_j,

@@ -1027,7 +1027,7 @@ fn angle_block_backward<T: Real>(
     let ua = &cx.lw.upd_a;
     if o.sequential {
         gat.copy_from_slice(ga);
-        matmul(nb, ad, ed, gp1, Op::N, &aw.w1a, Op::T, gat, T::one());
+        matmul(nb, ad, ed, gp1, Op::N, aw.w1a.t(), Op::N, gat, T::one());
         for ((gr, ar), dr) in gp2
             .chunks_exact_mut(ad)
             .zip(gat.chunks_exact(ad))
@@ -1050,7 +1050,7 @@ fn angle_block_backward<T: Real>(
             }
         }
         if cx.a0.is_none() {
-            matmul(nb, ad, ed, gp1, Op::N, &aw.w1a, Op::T, ga, T::one());
+            matmul(nb, ad, ed, gp1, Op::N, aw.w1a.t(), Op::N, ga, T::one());
         }
     }
     match &cx.a0 {
@@ -1066,7 +1066,7 @@ fn angle_block_backward<T: Real>(
                 *gc = g;
             }
         }
-        None => matmul(nb, ad, ad, gp2, Op::N, &aw.w2a, Op::T, ga, T::one()),
+        None => matmul(nb, ad, ad, gp2, Op::N, aw.w2a.t(), Op::N, ga, T::one()),
     }
     for (jj, rows) in (b.j0..b.j1).zip(gp2.chunks_exact((na * ad).max(1))) {
         let gj = &mut gej[jj * wq + ed..(jj + 1) * wq];
@@ -1170,7 +1170,17 @@ fn atom_backward<T: Real>(
         ggk.sw += vdot(ar, gu3) / nn;
     }
     let gnode = &mut gnode[..ne * ed];
-    matmul(ne, ed, hn, gz3, Op::N, &lw.w_ee_n, Op::T, gnode, T::zero());
+    matmul(
+        ne,
+        ed,
+        hn,
+        gz3,
+        Op::N,
+        lw.w_ee_n.t(),
+        Op::N,
+        gnode,
+        T::zero(),
+    );
 
     // Symmetrisation: edge part into gnode, geometry, and (in the frame gather) neighbours.
     let inv = T::of(1.0 / o.ne_norm.sqrt());
@@ -1256,7 +1266,7 @@ fn atom_backward<T: Real>(
                 *g *= d;
             }
             let gm = &mut gm[..ne * ed];
-            matmul(ne, ed, ed, gz4, Op::N, &aw.w_l2, Op::T, gm, T::zero());
+            matmul(ne, ed, ed, gz4, Op::N, aw.w_l2.t(), Op::N, gm, T::zero());
             if !o.smooth_edge_update {
                 for k in 0..ne {
                     if !is_ang[k] {
@@ -1343,8 +1353,8 @@ fn atom_backward<T: Real>(
             }
             // Angle-edge inputs.
             let gea = &mut gea[..na * e_a];
-            matmul(na, e_a, wq, gek, Op::N, &aw.wik, Op::T, gea, T::zero());
-            matmul(na, e_a, wq, gej, Op::N, &aw.wij, Op::T, gea, T::one());
+            matmul(na, e_a, wq, gek, Op::N, aw.wik.t(), Op::N, gea, T::zero());
+            matmul(na, e_a, wq, gej, Op::N, aw.wij.t(), Op::N, gea, T::one());
             match o.compress {
                 Compress::None | Compress::Split => {
                     for jj in 0..na {
@@ -1356,9 +1366,9 @@ fn atom_backward<T: Real>(
                     }
                 }
                 Compress::Linear => {
-                    let wce = aw.w_ce.as_deref().unwrap_or(&[]);
+                    let wce = aw.w_ce.as_ref().map_or(&[][..], |w| w.t());
                     let geg = &mut geg[..na * ed];
-                    matmul(na, ed, e_a, gea, Op::N, wce, Op::T, geg, T::zero());
+                    matmul(na, ed, e_a, gea, Op::N, wce, Op::N, geg, T::zero());
                     for jj in 0..na {
                         let el = at.aidx[jj] as usize;
                         add_assign(
@@ -1388,7 +1398,7 @@ fn atom_backward<T: Real>(
                 *g = a * d;
             }
         }
-        matmul(ne, ed, ed, gy, Op::N, &lw.w_ee_e, Op::T, gnew, T::one());
+        matmul(ne, ed, ed, gy, Op::N, lw.w_ee_e.t(), Op::N, gnew, T::one());
         ge.copy_from_slice(gnew);
     } else {
         // Nothing read this layer's edge or angle outputs: only the node terms carry gradient.
@@ -1660,13 +1670,23 @@ fn backward_chunk_impl<T: Real>(
         gz[idx] = un.beta[0][idx % n] * gnext[idx] * save.dact1[i0 * n + idx];
         io.gn_dir[idx] = un.alpha * gnext[idx];
     }
-    matmul(m, n, n, gz, Op::N, &lw.w_self, Op::T, io.gn_dir, T::one());
+    matmul(
+        m,
+        n,
+        n,
+        gz,
+        Op::N,
+        lw.w_self.t(),
+        Op::N,
+        io.gn_dir,
+        T::one(),
+    );
     // Symmetrisation MLP: gsym = (β1 g ⊙ φ') W_symᵀ.
     for idx in 0..m * n {
         gz[idx] = un.beta[1][idx % n] * gnext[idx] * save.dact2[i0 * n + idx];
     }
     let gsym = &mut s.c_sym[..m * wsym];
-    matmul(m, wsym, n, gz, Op::N, &lw.w_sym, Op::T, gsym, T::zero());
+    matmul(m, wsym, n, gz, Op::N, lw.w_sym.t(), Op::N, gsym, T::zero());
     for k in 0..m {
         let i = i0 + k;
         grrg_backward(
@@ -1766,11 +1786,11 @@ fn backward_chunk_impl<T: Real>(
         }
     }
     // Node parts of the edge and angle MLPs.
-    matmul(m, n, w, &gq, Op::N, &lw.w_i, Op::T, io.gn_dir, T::one());
+    matmul(m, n, w, &gq, Op::N, lw.w_i.t(), Op::N, io.gn_dir, T::one());
     if let Some(aw) = &lw.angle {
         let n_a = o.n_a;
         let gna = &mut s.c_gna[..m * n_a];
-        matmul(m, n_a, wq, &gqa, Op::N, &aw.wn, Op::T, gna, T::zero());
+        matmul(m, n_a, wq, &gqa, Op::N, aw.wn.t(), Op::N, gna, T::zero());
         match o.compress {
             Compress::None | Compress::Split => {
                 for k in 0..m {
@@ -1780,8 +1800,8 @@ fn backward_chunk_impl<T: Real>(
                 }
             }
             Compress::Linear => {
-                let wcn = aw.w_cn.as_deref().unwrap_or(&[]);
-                matmul(m, n, n_a, gna, Op::N, wcn, Op::T, io.gn_dir, T::one());
+                let wcn = aw.w_cn.as_ref().map_or(&[][..], |w| w.t());
+                matmul(m, n, n_a, gna, Op::N, wcn, Op::N, io.gn_dir, T::one());
             }
         }
     }

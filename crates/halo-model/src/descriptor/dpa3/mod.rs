@@ -609,7 +609,7 @@ impl<T: Real> Dpa3<T> {
         let o = &self.p.o;
         let n = o.n_dim;
         let w = o.w_ne();
-        let wj = &self.p.layers[l].w_j;
+        let wj = self.p.layers[l].w_j.t();
         gn_ext
             .par_chunks_mut(ROW_CHUNK * n)
             .enumerate()
@@ -678,7 +678,8 @@ impl<T: Real> Dpa3<T> {
 }
 
 multiversion!(
-    /// Rows `c·ROW_CHUNK ..` of ∂L/∂n_ext (see [`Dpa3::gather_node_grad`]) into `out`.
+    /// Rows `c·ROW_CHUNK ..` of ∂L/∂n_ext (see [`Dpa3::gather_node_grad`]) into `out`; `wj`
+    /// is `W_jᵀ`.
     fn gather_rows<T: Real>(
         o: &Opts,
         graph: &Graph<T>,
@@ -749,5 +750,5 @@ fn gather_rows_impl<T: Real>(
             row[k] += acc_n[r * n + k];
         }
     }
-    matmul(rows, n, w, acc_p, Op::N, wj, Op::T, out, T::one());
+    matmul(rows, n, w, acc_p, Op::N, wj, Op::N, out, T::one());
 }
