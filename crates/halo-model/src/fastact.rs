@@ -415,10 +415,11 @@ mod avx512 {
                 let one = $set1(1.0);
                 let vthr = $set1(thr);
                 let mut d = d.map(|d| &mut d[..n]);
+                // Lanes of the current vector at or above `thr`, kept for the scalar redo.
+                let mut orig = [0.0 as $t; $lanes];
                 let mut i = 0;
                 while i < n {
                     let m = tail_mask(n, i, $lanes) as $mask;
-                    let mut orig = [0.0 as $t; $lanes];
                     // SAFETY: the mask enables only lanes i..min(i + lanes, n), all inside `x`
                     // (and `d`, cut to the same length); disabled lanes are not accessed.
                     let over = unsafe {

@@ -18,9 +18,16 @@ pub(crate) enum Level {
     Avx512,
 }
 
-/// The best level this CPU supports.
+/// The best level this CPU supports, detected once: `vdot` asks on every call, from inside
+/// the pair loops, and five feature lookups per call showed in profiles.
 #[inline]
 pub(crate) fn level() -> Level {
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(detect)
+}
+
+/// [`level`]'s detection.
+fn detect() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f")

@@ -587,7 +587,7 @@ fn atom_eval<T: Real>(
     hg: &mut [T],
     a_dst: Option<&mut [T]>,
     keep: Option<PairRows<&mut [T]>>,
-    keep_edges: Option<EdgeRows<&mut [T]>>,
+    mut keep_edges: Option<EdgeRows<&mut [T]>>,
     s: &mut Scratch<T>,
     grad: bool,
 ) {
@@ -642,7 +642,6 @@ fn atom_eval<T: Real>(
     // A backward whose layer kept its edge intermediates recomputes no edge MLP.
     let recompute_edges = !(grad && cx.edges_kept);
     // Kept edge rows are built in the scratch and streamed out (see `stream_copy`).
-    let mut keep_edges = keep_edges;
     let derivs = grad || keep_edges.is_some();
     let e_out = &mut e_tmp[..ne * ed];
     if cx.edge_update {
