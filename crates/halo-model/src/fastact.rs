@@ -319,6 +319,9 @@ dispatch!(
 /// through the same loop: a lane at or above its threshold is rare, so the whole slice goes
 /// through one vector pass and only such lanes are recomputed by the scalar definition.
 #[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::{sigmoid_pd, sigmoid_ps};
+
+#[cfg(target_arch = "x86_64")]
 mod avx512 {
     use crate::Activation;
     use std::arch::x86_64::*;
@@ -335,7 +338,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::excessive_precision)] // Cephes coefficients, quoted as published.
-    fn sigmoid_pd(x: __m512d) -> __m512d {
+    pub(crate) fn sigmoid_pd(x: __m512d) -> __m512d {
         let c = _mm512_set1_pd;
         let y = _mm512_min_pd(_mm512_max_pd(_mm512_sub_pd(c(0.0), x), c(-708.0)), c(700.0));
         let n = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
@@ -384,7 +387,7 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f")]
     #[allow(clippy::excessive_precision)] // Cephes coefficients, quoted as published.
-    fn sigmoid_ps(x: __m512) -> __m512 {
+    pub(crate) fn sigmoid_ps(x: __m512) -> __m512 {
         let c = _mm512_set1_ps;
         let y = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(c(0.0), x), c(-87.0)), c(80.0));
         let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(

@@ -124,6 +124,10 @@ pub(crate) struct AngleW<T> {
     pub w1a: Weight<T>,
     /// `angle_self_linear` rows for the angle, `a_dim × a_dim`.
     pub w2a: Weight<T>,
+    /// `[w1a | w2a]` packed for the fused pair kernel (see [`super::fused::pack_cols`]).
+    pub w12: Vec<T>,
+    /// `[w1a | w2a]ᵀ`, `(e_dim + a_dim) × a_dim`: the fused backward's product.
+    pub w12t: Vec<T>,
     /// `[linear1 | angle_self]` rows for `e_ik`, `e_a × (e_dim + a_dim)`.
     pub wik: Weight<T>,
     /// `[linear1 | angle_self]` rows for `e_ij`, `e_a × (e_dim + a_dim)`.
@@ -1038,9 +1042,13 @@ fn parse_repflow_layer<T: Real>(
         let rows_pair = |r0, r1| hcat(&rows_of(&l1.w, e, r0, r1), e, &rows_of(&ls.w, a, r0, r1), a);
         let mut b = l1.b.clone().unwrap_or_default();
         b.extend_from_slice(ls.b.as_deref().unwrap_or(&[]));
+        let (w1a, w2a) = (rows_of(&l1.w, e, 0, a), rows_of(&ls.w, a, 0, a));
+        let (w1a, w2a) = (Weight::new(a, e, w1a), Weight::new(a, a, w2a));
         Some(AngleW {
-            w1a: Weight::new(a, e, rows_of(&l1.w, e, 0, a)),
-            w2a: Weight::new(a, a, rows_of(&ls.w, a, 0, a)),
+            w12: super::fused::pack_cols(&w1a, e, &w2a, a),
+            w12t: [w1a.t(), w2a.t()].concat(),
+            w1a,
+            w2a,
             wik: Weight::new(o.e_a, e + a, rows_pair(r_k0, r_k1)),
             wij: Weight::new(o.e_a, e + a, rows_pair(r_j0, r_j1)),
             wn: Weight::new(o.n_a, e + a, rows_pair(r_n0, r_n1)),

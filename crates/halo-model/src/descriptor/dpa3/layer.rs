@@ -8,6 +8,7 @@
 //! computed once per atom and neighbour terms once per extended atom (`P = n_ext · W_j`).
 
 use super::config::{Affine, AngleW, Compress, LayerW, Opts, Parsed};
+use super::fused::{self, PairBwd, PairBwdOut, PairFwd, PairFwdOut};
 use super::geometry::{self, Geo, GeoGrad, Graph};
 use super::util::{
     activate, add2_before, add_around, add_assign, axpy, fill_rows, split_rows, stream_copy, vdot,
@@ -92,6 +93,9 @@ pub(crate) struct A0Proj<T> {
     /// `w·W2a` and `b·W2a` (`a_dim`).
     v2: Vec<T>,
     c2: Vec<T>,
+    /// `[v1 | v2]` and `[c1 | c2]` packed for the fused pair kernel.
+    v12: Vec<T>,
+    c12: Vec<T>,
 }
 
 impl<T: Real> A0Proj<T> {
@@ -104,11 +108,15 @@ impl<T: Real> A0Proj<T> {
             matmul(1, width, ad, x, Op::N, wm, Op::N, &mut v, T::zero());
             v
         };
+        let (v1, c1) = (proj(&ae.w, &aw.w1a, ed), proj(b, &aw.w1a, ed));
+        let (v2, c2) = (proj(&ae.w, &aw.w2a, ad), proj(b, &aw.w2a, ad));
         A0Proj {
-            v1: proj(&ae.w, &aw.w1a, ed),
-            c1: proj(b, &aw.w1a, ed),
-            v2: proj(&ae.w, &aw.w2a, ad),
-            c2: proj(b, &aw.w2a, ad),
+            v12: fused::pack_cols(&v1, ed, &v2, ad),
+            c12: fused::pack_cols(&c1, ed, &c2, ad),
+            v1,
+            c1,
+            v2,
+            c2,
         }
     }
 }
@@ -287,6 +295,8 @@ pub(crate) struct Scratch<T> {
     ea: Vec<T>,
     ek: Vec<T>,
     ej: Vec<T>,
+    /// Angle switch per angle edge.
+    swa: Vec<T>,
     // angle-pair block intermediates (`block_rows` rows)
     p2: Vec<T>,
     p2d: Vec<T>,
@@ -310,6 +320,10 @@ pub(crate) struct Scratch<T> {
     gm: Vec<T>,
     gp1: Vec<T>,
     gp2: Vec<T>,
+    /// `[gp1 | gp2]` rows of the fused backward.
+    gp: Vec<T>,
+    /// Angle-switch gradients per angle edge of the fused backward.
+    gsw: Vec<T>,
     gat: Vec<T>,
     gek: Vec<T>,
     gej: Vec<T>,
@@ -356,6 +370,7 @@ impl<T: Real> Scratch<T> {
             ea: z(na * o.e_a),
             ek: z(na * wq),
             ej: z(na * wq),
+            swa: z(na),
             p2: z(nb * ad),
             p2d: z(nb * ad),
             p1: z(nb * ed),
@@ -377,6 +392,8 @@ impl<T: Real> Scratch<T> {
             gm: z(ne * ed),
             gp1: z(nb * ed),
             gp2: z(nb * ad),
+            gp: z(nb * wq),
+            gsw: z(na),
             gat: z(nb * ad),
             gek: z(na * wq),
             gej: z(na * wq),
@@ -614,6 +631,7 @@ fn atom_eval<T: Real>(
         ea,
         ek,
         ej,
+        swa,
         p2,
         p2d,
         p1,
@@ -719,6 +737,9 @@ fn atom_eval<T: Real>(
                     m.copy_from_slice(eref);
                 }
                 let sa = T::of(o.na_norm.sqrt());
+                for (d, &el) in swa.iter_mut().zip(at.aidx) {
+                    *d = at.geo[el as usize].asw;
+                }
                 let bj = block_j(na);
                 let mut a_dst = a_dst;
                 let mut keep = keep;
@@ -732,21 +753,40 @@ fn atom_eval<T: Real>(
                         j1,
                         a: &a[r0 * ad..r1 * ad],
                         cos: &cos[r0..r1],
+                        sw: swa,
                     };
                     let kept = keep.is_some();
-                    angle_block_forward(
+                    let fused = fused_block(
                         cx,
                         aw,
                         na,
                         &blk,
                         ek,
                         ej,
-                        &mut p2[..nb * ad],
-                        kept.then(|| &mut p2d[..nb * ad]),
-                        keep_at.then(|| &mut at_blk[..nb * ad]),
-                        &mut p1[..nb * ed],
-                        kept.then(|| &mut p1d[..nb * ed]),
+                        swa,
+                        PairFwdOut {
+                            p1: kept.then(|| &mut p1[..nb * ed]),
+                            p1d: kept.then(|| &mut p1d[..nb * ed]),
+                            p2d: kept.then(|| &mut p2d[..nb * ad]),
+                            at: a_dst.is_some().then(|| &mut at_blk[..nb * ad]),
+                            m: Some((&mut *m, at.aidx, sa)),
+                        },
                     );
+                    if !fused {
+                        angle_block_forward(
+                            cx,
+                            aw,
+                            na,
+                            &blk,
+                            ek,
+                            ej,
+                            &mut p2[..nb * ad],
+                            kept.then(|| &mut p2d[..nb * ad]),
+                            keep_at.then(|| &mut at_blk[..nb * ad]),
+                            &mut p1[..nb * ed],
+                            kept.then(|| &mut p1d[..nb * ed]),
+                        );
+                    }
                     let p1: &[T] = &p1[..nb * ed];
                     // The block is built in cache and streamed out (see `stream_copy`).
                     if let Some(k) = keep.as_mut() {
@@ -757,8 +797,9 @@ fn atom_eval<T: Real>(
                     if let Some(dst) = a_dst.as_deref_mut() {
                         stream_copy(&mut dst[r0 * ad..r1 * ad], &at_blk[..nb * ad]);
                     }
-                    // Edge ← angle: pre1 reduced over k with a_sw_j a_sw_k / √Na.
-                    for jj in j0..j1 {
+                    // Edge ← angle: pre1 reduced over k with a_sw_j a_sw_k / √Na (the fused
+                    // kernel did this in registers).
+                    for jj in (j0..j1).filter(|_| !fused) {
                         let el = at.aidx[jj] as usize;
                         let aj = at.geo[el].asw;
                         let row = &mut m[el * ed..(el + 1) * ed];
@@ -882,6 +923,47 @@ struct PairBlock<'a, T> {
     a: &'a [T],
     /// The block's rows of cos θ (read in layer 0 only).
     cos: &'a [T],
+    /// The atom's angle switch per angle edge.
+    sw: &'a [T],
+}
+
+/// [`angle_block_forward`] (and the edge-message reduction, into `out.m`) by the fused
+/// kernel where it applies (parallel update, silu/silut, AVX-512); false otherwise, with
+/// nothing written. `sw` holds the angle edges' switches.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fused_block<T: Real>(
+    cx: &LayerCtx<T>,
+    aw: &AngleW<T>,
+    na: usize,
+    b: &PairBlock<T>,
+    ek: &[T],
+    ej: &[T],
+    sw: &[T],
+    mut out: PairFwdOut<T>,
+) -> bool {
+    let o = cx.o;
+    if o.sequential {
+        return false;
+    }
+    let ua = &cx.lw.upd_a;
+    let x = PairFwd {
+        ed: o.e_dim,
+        ad: o.a_dim,
+        na,
+        j0: b.j0,
+        j1: b.j1,
+        a: b.a,
+        rank1: cx.a0.as_ref().map(|pj| (b.cos, &pj.v12[..], &pj.c12[..])),
+        w12: &aw.w12,
+        ek,
+        ej,
+        sw,
+        act: o.act,
+        alpha: ua.alpha,
+        beta: &ua.beta[0],
+    };
+    fused::pair_forward(&x, &mut out)
 }
 
 /// Forward of one pair block: the angle-self activation into `p2` (φ' into `p2d`), the
@@ -967,6 +1049,9 @@ struct BlockGrad<'a, T> {
     gp1: &'a mut [T],
     gp2: &'a mut [T],
     gat: &'a mut [T],
+    /// The fused backward's `[gp1 | gp2]` rows and per-angle-edge switch gradients.
+    gp: &'a mut [T],
+    gsw: &'a mut [T],
 }
 
 /// Backward of one pair block. `gm` = ∂L/∂m of the atom's edges; `ga` (the block's rows of
@@ -994,8 +1079,56 @@ fn angle_block_backward<T: Real>(
     let wq = ed + ad;
     let na = at.na;
     let nb = b.cos.len();
-    let BlockGrad { gp1, gp2, gat } = g;
+    let BlockGrad {
+        gp1,
+        gp2,
+        gat,
+        gp,
+        gsw,
+    } = g;
     let sa = T::of(o.na_norm.sqrt());
+    if !o.sequential {
+        let ua = &cx.lw.upd_a;
+        let x = PairBwd {
+            ed,
+            ad,
+            na,
+            j0: b.j0,
+            j1: b.j1,
+            p1: f.p1,
+            p1d: f.p1d,
+            p2d: f.p2d,
+            gm,
+            aidx: at.aidx,
+            sw: b.sw,
+            sa,
+            alpha: ua.alpha,
+            beta: &ua.beta[0],
+        };
+        let mut out = PairBwdOut {
+            ga: &mut *ga,
+            gp: &mut *gp,
+            gek: &mut *gek,
+            gej: &mut *gej,
+            gsw,
+        };
+        if fused::pair_backward(&x, &mut out) {
+            match &cx.a0 {
+                // Layer 0: only ∂L/∂cos = (∂L/∂a⁰)·w is needed (see `A0Proj`).
+                Some(pj) => {
+                    let w = &cx.par.angle_embd.w;
+                    for (r, gc) in gcos.iter_mut().enumerate() {
+                        let g = &gp[r * wq..(r + 1) * wq];
+                        *gc = vdot(&ga[r * ad..(r + 1) * ad], w)
+                            + vdot(&g[ed..], &pj.v2)
+                            + vdot(&g[..ed], &pj.v1);
+                    }
+                }
+                None => matmul(nb, ad, wq, gp, Op::N, &aw.w12t, Op::N, ga, T::one()),
+            }
+            return;
+        }
+    }
     for jj in b.j0..b.j1 {
         let elj = at.aidx[jj] as usize;
         let aj = at.geo[elj].asw;
@@ -1111,6 +1244,7 @@ fn atom_backward<T: Real>(
         cos,
         ek,
         ej,
+        swa,
         yd,
         p2,
         p2d,
@@ -1131,6 +1265,8 @@ fn atom_backward<T: Real>(
         gm,
         gp1,
         gp2,
+        gp,
+        gsw,
         gat,
         gek,
         gej,
@@ -1284,6 +1420,10 @@ fn atom_backward<T: Real>(
                 (None, Some(buf)) => &buf[at.p0 * ad..(at.p0 + np) * ad],
                 (None, None) => &a0[..np * ad],
             };
+            for (d, &el) in swa.iter_mut().zip(at.aidx) {
+                *d = at.geo[el as usize].asw;
+            }
+            gsw[..na].fill(T::zero());
             let bj = block_j(na);
             for j0 in (0..na).step_by(bj) {
                 let j1 = (j0 + bj).min(na);
@@ -1298,6 +1438,7 @@ fn atom_backward<T: Real>(
                         &a[r0 * ad..r1 * ad]
                     },
                     cos: &cos[r0..r1],
+                    sw: swa,
                 };
                 let fwd = match &kept {
                     Some(k) => PairRows {
@@ -1306,19 +1447,37 @@ fn atom_backward<T: Real>(
                         p2d: &k.p2d[r0 * ad..r1 * ad],
                     },
                     None => {
-                        angle_block_forward(
+                        let fused = fused_block(
                             cx,
                             aw,
                             na,
                             &blk,
                             ek,
                             ej,
-                            &mut p2[..nb * ad],
-                            Some(&mut p2d[..nb * ad]),
-                            o.sequential.then(|| &mut at_blk[..nb * ad]),
-                            &mut p1[..nb * ed],
-                            Some(&mut p1d[..nb * ed]),
+                            swa,
+                            PairFwdOut {
+                                p1: Some(&mut p1[..nb * ed]),
+                                p1d: Some(&mut p1d[..nb * ed]),
+                                p2d: Some(&mut p2d[..nb * ad]),
+                                at: None,
+                                m: None,
+                            },
                         );
+                        if !fused {
+                            angle_block_forward(
+                                cx,
+                                aw,
+                                na,
+                                &blk,
+                                ek,
+                                ej,
+                                &mut p2[..nb * ad],
+                                Some(&mut p2d[..nb * ad]),
+                                o.sequential.then(|| &mut at_blk[..nb * ad]),
+                                &mut p1[..nb * ed],
+                                Some(&mut p1d[..nb * ed]),
+                            );
+                        }
                         PairRows {
                             p1: &p1[..nb * ed],
                             p1d: &p1d[..nb * ed],
@@ -1330,6 +1489,8 @@ fn atom_backward<T: Real>(
                     gp1: &mut gp1[..nb * ed],
                     gp2: &mut gp2[..nb * ad],
                     gat: &mut gat[..nb * ad],
+                    gp: &mut gp[..nb * wq],
+                    gsw: &mut gsw[..na],
                 };
                 angle_block_backward(
                     cx,
@@ -1345,6 +1506,9 @@ fn atom_backward<T: Real>(
                     gej,
                     gg,
                 );
+            }
+            for (&g, &el) in gsw.iter().zip(at.aidx) {
+                gg[el as usize].asw += g;
             }
             // The node term sees every pair: Σ_jk = Σ_k (Σ_j).
             for row in gek.chunks_exact(wq) {

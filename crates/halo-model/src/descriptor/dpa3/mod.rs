@@ -22,7 +22,9 @@
 //!   of whole `j` rows (~128 pairs): product, activation and reduction into the edge message
 //!   in the forward, and the pairs' gradients in the backward, run on data that stays in the
 //!   core's caches. The kernels are compiled for AVX2 and AVX-512 too and picked at run time
-//!   (`isa.rs`), with identical bits.
+//!   (`isa.rs`), with identical bits. On AVX-512 CPUs a block of the parallel update runs
+//!   through `fused.rs` instead: the forward (silu/silut) and the backward each in one pass
+//!   over the block's rows, in registers (other bits, same tolerances).
 //! - **Backward = (recompute or read back) + reverse, per layer.** The forward keeps the
 //!   layer inputs (node rows and their neighbour terms for all extended atoms, edge and angle
 //!   features of layers ≥ 1) and a few per-atom and per-edge vectors. Within a store budget
@@ -44,6 +46,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod config;
+mod fused;
 mod geometry;
 mod layer;
 mod util;
