@@ -92,6 +92,11 @@ impl Opts {
     pub fn edge_update(&self, l: usize) -> bool {
         l + 1 < self.nlayers || self.sequential
     }
+    /// Whether layer `l`'s updated angles are read: by the next layer's angle block, so not
+    /// those of the second-to-last layer of the parallel update (the last has none).
+    pub fn angles_read(&self, l: usize) -> bool {
+        self.update_angle && l + 1 < self.nlayers && self.edge_update(l + 1)
+    }
     /// Width of the fused angle node term (`e_dim + a_dim`), 0 without angle updates.
     pub fn w_qa(&self) -> usize {
         if self.update_angle {

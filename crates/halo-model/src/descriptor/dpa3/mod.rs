@@ -364,11 +364,7 @@ impl<T: Real> Dpa3<T> {
             // Every row of these is written by the layer (pooled, so not zeroed).
             let pool = &self.pool;
             let mut e_next = pool.take_dirty(if last { 0 } else { n_edges * ed });
-            let mut a_next = pool.take_dirty(if last || !o.update_angle {
-                0
-            } else {
-                n_pairs * ad
-            });
+            let mut a_next = pool.take_dirty(if o.angles_read(l) { n_pairs * ad } else { 0 });
             let angle_block = p.layers[l].angle.is_some() && o.edge_update(l);
             let z4_rows = if angle_block { n_edges * ed } else { 0 };
             let mut save = LayerSave {
@@ -399,7 +395,7 @@ impl<T: Real> Dpa3<T> {
                     &cur,
                     &pm,
                     (l > 0).then(|| edges[l - 1].as_slice()),
-                    (l > 0 && o.update_angle).then(|| angles[l - 1].as_slice()),
+                    (l > 0 && o.angles_read(l - 1)).then(|| angles[l - 1].as_slice()),
                 );
                 let e_parts: Vec<Option<&mut [T]>> = if last {
                     (0..ab.len() - 1).map(|_| None).collect()
@@ -534,7 +530,7 @@ impl<T: Real> Dpa3<T> {
                     node,
                     pm,
                     (l > 0).then(|| state.edges[l - 1].as_slice()),
-                    (l > 0 && o.update_angle).then(|| state.angles[l - 1].as_slice()),
+                    (l > 0 && o.angles_read(l - 1)).then(|| state.angles[l - 1].as_slice()),
                 );
                 cx.pairs_kept = !state.saves[l].p1.is_empty();
                 cx.edges_kept = !state.saves[l].z3.is_empty();

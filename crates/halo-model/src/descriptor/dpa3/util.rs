@@ -236,31 +236,72 @@ pub(crate) fn stream_copy<T: Copy>(dst: &mut [T], src: &[T]) {
     assert_eq!(dst.len(), src.len(), "stream_copy: length mismatch");
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
         let bytes = std::mem::size_of_val(dst);
         let d = dst.as_mut_ptr().cast::<u8>();
         let s = src.as_ptr().cast::<u8>();
-        let head = d.align_offset(16).min(bytes);
-        let body = (bytes - head) / 16 * 16;
         // SAFETY: `dst` and `src` are distinct borrows of `bytes` bytes each (the borrow
-        // rules forbid overlap); every access below stays within `0..bytes`. The streamed
-        // stores are 16-byte aligned (`head` aligns `d`), as `_mm_stream_si128` requires,
-        // and SSE2 is part of x86-64. The fence orders them before any later store or
-        // synchronisation, so other threads see the bytes once they see the task's end.
+        // rules forbid overlap); the CPU has AVX-512 F where `stream512` is called.
         unsafe {
-            std::ptr::copy_nonoverlapping(s, d, head);
-            let mut i = head;
-            while i < head + body {
-                let v = _mm_loadu_si128(s.add(i).cast::<__m128i>());
-                _mm_stream_si128(d.add(i).cast::<__m128i>(), v);
-                i += 16;
+            if crate::isa::level() == crate::isa::Level::Avx512 {
+                stream512(d, s, bytes);
+            } else {
+                stream128(d, s, bytes);
             }
-            std::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
-            _mm_sfence();
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     dst.copy_from_slice(src);
+}
+
+/// [`stream_copy`] with 16-byte streamed stores (SSE2, part of x86-64).
+///
+/// # Safety
+/// `d` and `s` are valid for `bytes` bytes and do not overlap.
+#[cfg(target_arch = "x86_64")]
+unsafe fn stream128(d: *mut u8, s: *const u8, bytes: usize) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+    let head = d.align_offset(16).min(bytes);
+    let body = (bytes - head) / 16 * 16;
+    // SAFETY: every access stays within `0..bytes`; the streamed stores are 16-byte aligned
+    // (`head` aligns `d`), as `_mm_stream_si128` requires. The fence orders them before any
+    // later store or synchronisation, so other threads see the bytes once they see the
+    // task's end.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s, d, head);
+        let mut i = head;
+        while i < head + body {
+            let v = _mm_loadu_si128(s.add(i).cast::<__m128i>());
+            _mm_stream_si128(d.add(i).cast::<__m128i>(), v);
+            i += 16;
+        }
+        std::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
+        _mm_sfence();
+    }
+}
+
+/// [`stream_copy`] with whole-line (64-byte) streamed stores: one store per line instead of
+/// four, so the write-combining buffer always sends full lines.
+///
+/// # Safety
+/// `d` and `s` are valid for `bytes` bytes and do not overlap; the CPU has AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn stream512(d: *mut u8, s: *const u8, bytes: usize) {
+    use std::arch::x86_64::{__m512i, _mm512_loadu_si512, _mm512_stream_si512, _mm_sfence};
+    let head = d.align_offset(64).min(bytes);
+    let body = (bytes - head) / 64 * 64;
+    // SAFETY: as in `stream128`, with 64-byte alignment for `_mm512_stream_si512`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(s, d, head);
+        let mut i = head;
+        while i < head + body {
+            let v = _mm512_loadu_si512(s.add(i).cast::<__m512i>());
+            _mm512_stream_si512(d.add(i).cast::<__m512i>(), v);
+            i += 64;
+        }
+        std::ptr::copy_nonoverlapping(s.add(i), d.add(i), bytes - i);
+        _mm_sfence();
+    }
 }
 
 /// Large per-evaluation buffers kept between the evaluations of one descriptor. An MD run
@@ -376,19 +417,37 @@ mod tests {
 
     /// Streamed copies write exactly `src` into `dst`, whatever the alignment of either
     /// and the length (head, streamed body and tail), and nothing around them.
+    /// One of the streamed copies under test.
+    type Copy32 = fn(&mut [f32], &[f32]);
+
     #[test]
     fn stream_copy_writes_exactly_the_slice() {
+        // Both widths of streamed stores, wherever the CPU runs them.
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = crate::isa::level() == crate::isa::Level::Avx512;
+        #[cfg(target_arch = "x86_64")]
+        let copies: Vec<Copy32> = vec![
+            stream_copy,
+            // SAFETY: the test passes slices of equal length from distinct vectors.
+            |d, s| unsafe { stream128(d.as_mut_ptr().cast(), s.as_ptr().cast(), 4 * s.len()) },
+        ];
+        #[cfg(not(target_arch = "x86_64"))]
+        let copies: Vec<Copy32> = vec![stream_copy];
         let src: Vec<f32> = (0..300).map(|i| i as f32 * 0.5 + 1.0).collect();
-        for d0 in 0..5 {
-            for s0 in 0..3 {
-                for n in [0usize, 1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 200] {
-                    let mut dst = vec![-7.0f32; 300];
-                    stream_copy(&mut dst[d0..d0 + n], &src[s0..s0 + n]);
-                    assert_eq!(&dst[d0..d0 + n], &src[s0..s0 + n], "d0={d0} s0={s0} n={n}");
-                    assert!(dst[..d0].iter().chain(&dst[d0 + n..]).all(|&v| v == -7.0));
+        for copy in copies {
+            for d0 in 0..20 {
+                for s0 in 0..3 {
+                    for n in [0usize, 1, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 200] {
+                        let mut dst = vec![-7.0f32; 300];
+                        copy(&mut dst[d0..d0 + n], &src[s0..s0 + n]);
+                        assert_eq!(&dst[d0..d0 + n], &src[s0..s0 + n], "d0={d0} s0={s0} n={n}");
+                        assert!(dst[..d0].iter().chain(&dst[d0 + n..]).all(|&v| v == -7.0));
+                    }
                 }
             }
         }
+        #[cfg(target_arch = "x86_64")]
+        eprintln!("stream_copy checked with 16-byte stores and, on AVX-512: {avx512}, 64-byte");
         let src: Vec<f64> = (0..70).map(|i| i as f64 - 0.25).collect();
         let mut dst = vec![0.0f64; 71];
         stream_copy(&mut dst[1..], &src);
