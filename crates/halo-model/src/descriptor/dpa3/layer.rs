@@ -475,6 +475,20 @@ struct Atom<'a, T> {
     aidx: &'a [u32],
 }
 
+/// Edge rows of an atom whose angle → edge message can be non-zero. With
+/// `smooth_edge_update` an edge outside the angle list gets a zero message, and the
+/// distance-sorted list puts the `na` angle edges first, so only those rows need the
+/// message products; otherwise (or if the angle edges are not a prefix) all `ne`.
+#[inline(always)]
+fn message_rows<T>(o: &Opts, at: &Atom<T>) -> usize {
+    let prefix = at.aidx.iter().enumerate().all(|(k, &e)| e as usize == k);
+    if o.smooth_edge_update && prefix {
+        at.na
+    } else {
+        at.ne
+    }
+}
+
 /// Angle pairs per block, about: whole rows `j` of an atom's `na × na` pair matrix, so that a
 /// block's product, activation, reduction and their backward work on data that stays in the
 /// core's caches instead of streaming `na² × (a_dim + e_dim)` intermediates through memory.
@@ -814,10 +828,18 @@ fn atom_eval<T: Real>(
                         }
                     }
                 }
+                // Rows past `mr` have a zero message: φ(b) and φ'(b), computed once.
+                let mr = message_rows(o, at);
                 let z4 = &mut z4[..ne * ed];
-                fill_rows(z4, &aw.b_l2, ne);
-                matmul(ne, ed, ed, m, Op::N, &aw.w_l2, Op::N, z4, T::one());
-                activate(act, z4, Some(&mut z4d[..ne * ed]));
+                let z4d = &mut z4d[..ne * ed];
+                let live = (mr + usize::from(mr < ne)) * ed;
+                fill_rows(&mut z4[..live], &aw.b_l2, live / ed);
+                matmul(mr, ed, ed, m, Op::N, &aw.w_l2, Op::N, z4, T::one());
+                activate(act, &mut z4[..live], Some(&mut z4d[..live]));
+                for k in mr + 1..ne {
+                    z4.copy_within(mr * ed..live, k * ed);
+                    z4d.copy_within(mr * ed..live, k * ed);
+                }
             }
             // The backward reads the output edges only in sequential mode.
             let ue = &lw.upd_e;
@@ -1396,12 +1418,14 @@ fn atom_backward<T: Real>(
 
         if let Some(aw) = &lw.angle {
             let e_a = o.e_a;
-            let gz4 = &mut gv2[..];
-            for (g, &d) in gz4.iter_mut().zip(&z4d[..ne * ed]) {
+            // Only the pairs read gm in smooth mode (see `message_rows`).
+            let mr = message_rows(o, at);
+            let gz4 = &mut gv2[..mr * ed];
+            for (g, &d) in gz4.iter_mut().zip(&z4d[..mr * ed]) {
                 *g *= d;
             }
             let gm = &mut gm[..ne * ed];
-            matmul(ne, ed, ed, gz4, Op::N, aw.w_l2.t(), Op::N, gm, T::zero());
+            matmul(mr, ed, ed, gz4, Op::N, aw.w_l2.t(), Op::N, gm, T::zero());
             if !o.smooth_edge_update {
                 for k in 0..ne {
                     if !is_ang[k] {
