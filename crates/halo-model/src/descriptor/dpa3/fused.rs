@@ -87,6 +87,16 @@ pub(crate) struct PairFwdOut<'a, T> {
     /// Edge message rows `e_dim` wide, row `aidx[j]` for angle edge `j`: set to
     /// `Σ_k sw_j sw_k φ(p1_jk) / sa` for `j0 ≤ j < j1`.
     pub m: Option<(&'a mut [T], &'a [u32], T)>,
+    /// Write `p1`, `p1d`, `p2d` and `at` with streamed stores: they are the kept buffers
+    /// themselves (written once, read a pass later), every row starting on a cache line.
+    pub stream: bool,
+}
+
+/// Whether rows of `width` elements from `rows` start on cache lines, as
+/// [`PairFwdOut::stream`] requires.
+pub(crate) fn line_rows<T>(rows: &[T], width: usize) -> bool {
+    (rows.as_ptr() as usize).is_multiple_of(64)
+        && (width * std::mem::size_of::<T>()).is_multiple_of(64)
 }
 
 /// Runs the block with the fused kernel and returns true, or returns false (and writes
@@ -153,6 +163,11 @@ fn check<T: Real>(x: &PairFwd<T>, out: &PairFwdOut<T>) {
         assert!(
             s.as_ref().is_none_or(|s| s.len() >= nb * w),
             "pair block output"
+        );
+        // Streamed stores fault on an address that is not 64-byte aligned.
+        assert!(
+            !out.stream || s.as_ref().is_none_or(|s| line_rows(s, w)),
+            "streamed pair rows must start on cache lines"
         );
     }
     if let Some((m, aidx, _)) = &out.m {
@@ -283,12 +298,14 @@ mod avx512 {
         unsafe fn vge(m: u32, x: Self::V, t: Self::V) -> u32;
         /// The sum of the lanes.
         unsafe fn vsum(x: Self::V) -> Self;
+        /// Streamed (non-temporal) store to a 64-byte aligned `p`.
+        unsafe fn vstream(p: *mut Self, v: Self::V);
     }
 
     macro_rules! simd_impl {
         ($t:ty, $v:ty, $l:expr, $m:ty, $set1:ident, $zero:ident, $ld:ident, $ldm:ident,
          $stm:ident, $add:ident, $sub:ident, $mul:ident, $fma:ident, $sig:path, $cmp:ident,
-         $sum:ident) => {
+         $sum:ident, $stream:ident) => {
             impl Simd for $t {
                 type V = $v;
                 const L: usize = $l;
@@ -340,6 +357,10 @@ mod avx512 {
                 unsafe fn vsum(x: $v) -> $t {
                     $sum(x)
                 }
+                #[inline(always)]
+                unsafe fn vstream(p: *mut $t, v: $v) {
+                    $stream(p, v)
+                }
             }
         };
     }
@@ -360,7 +381,8 @@ mod avx512 {
         _mm512_fmadd_ps,
         crate::fastact::sigmoid_ps,
         _mm512_mask_cmp_ps_mask,
-        _mm512_reduce_add_ps
+        _mm512_reduce_add_ps,
+        _mm512_stream_ps
     );
     simd_impl!(
         f64,
@@ -378,7 +400,8 @@ mod avx512 {
         _mm512_fmadd_pd,
         crate::fastact::sigmoid_pd,
         _mm512_mask_cmp_pd_mask,
-        _mm512_reduce_add_pd
+        _mm512_reduce_add_pd,
+        _mm512_stream_pd
     );
 
     /// Where vector `v` of a packed row lies in the unpadded data.
@@ -508,6 +531,7 @@ mod avx512 {
             }
         }
         let wq = ed + ad;
+        let st = out.stream;
         let mut cols = [col::<E>(ed, ad, v0); PW];
         let mut masks = [0u32; PW];
         for q in 0..PW {
@@ -536,10 +560,10 @@ mod avx512 {
                 if c.first {
                     let o = row * ed + c.off;
                     if let Some(p1) = out.p1.as_deref_mut() {
-                        E::vstm(p1.as_mut_ptr().add(o), c.mask, y[q]);
+                        put(st, p1.as_mut_ptr().add(o), c.mask, y[q]);
                     }
                     if let Some(p1d) = out.p1d.as_deref_mut() {
-                        E::vstm(p1d.as_mut_ptr().add(o), c.mask, d[q]);
+                        put(st, p1d.as_mut_ptr().add(o), c.mask, d[q]);
                     }
                     if let Some((m, aidx, _)) = out.m.as_mut() {
                         let mp = m
@@ -550,19 +574,27 @@ mod avx512 {
                 } else {
                     let o = row * ad + c.off - ed;
                     if let Some(p2d) = out.p2d.as_deref_mut() {
-                        E::vstm(p2d.as_mut_ptr().add(o), c.mask, d[q]);
+                        put(st, p2d.as_mut_ptr().add(o), c.mask, d[q]);
                     }
                     if let Some(at) = out.at.as_deref_mut() {
                         let a = E::vldm(c.mask, x.a.as_ptr().add(o));
                         let b = E::vldm(c.mask, x.beta.as_ptr().add(c.off - ed));
-                        E::vstm(
-                            at.as_mut_ptr().add(o),
-                            c.mask,
-                            E::vfma(e.alpha, a, E::vmul(b, y[q])),
-                        );
+                        let v = E::vfma(e.alpha, a, E::vmul(b, y[q]));
+                        put(st, at.as_mut_ptr().add(o), c.mask, v);
                     }
                 }
             }
+        }
+    }
+
+    /// Stores `v` at `p`: streamed (every lane live and `p` line-aligned, which `stream`
+    /// promises) or masked.
+    #[inline(always)]
+    unsafe fn put<E: Simd>(stream: bool, p: *mut E, mask: u32, v: E::V) {
+        if stream {
+            E::vstream(p, v);
+        } else {
+            E::vstm(p, mask, v);
         }
     }
 
@@ -620,6 +652,10 @@ mod avx512 {
                     *v = *v / *sa;
                 }
             }
+        }
+        if out.stream {
+            // Orders the streamed stores before the task's end (as `stream_copy` does).
+            _mm_sfence();
         }
     }
 

@@ -12,7 +12,7 @@ use super::fused::{self, PairBwd, PairBwdOut, PairFwd, PairFwdOut};
 use super::geometry::{self, Geo, GeoGrad, Graph};
 use super::util::{
     activate, add2_before, add_around, add_assign, axpy, fill_rows, split_rows, stream_copy, vdot,
-    CHUNK,
+    ABuf, CHUNK,
 };
 use crate::isa::multiversion;
 use crate::linalg::{matmul, Op};
@@ -163,15 +163,15 @@ pub(crate) struct LayerSave<T> {
     /// The angle pairs' `p1`, φ'(p1) and φ'(p2), `n_pairs × e_dim/e_dim/a_dim`, when the
     /// layer is within the evaluation's store budget; the backward then reads them instead
     /// of recomputing the pairs (empty otherwise).
-    pub p1: Vec<T>,
-    pub p1d: Vec<T>,
-    pub p2d: Vec<T>,
+    pub p1: ABuf<T>,
+    pub p1d: ABuf<T>,
+    pub p2d: ABuf<T>,
     /// φ' of the edge self MLP (`n_edges × e_dim`, when the layer updates edges), the
     /// node–edge message and its φ' (`n_edges × H·n_dim`), when the layer is within the
     /// store budget (empty otherwise).
-    pub yd: Vec<T>,
-    pub z3: Vec<T>,
-    pub z3d: Vec<T>,
+    pub yd: ABuf<T>,
+    pub z3: ABuf<T>,
+    pub z3d: ABuf<T>,
 }
 
 impl<T> LayerSave<T> {
@@ -205,7 +205,7 @@ impl<T> LayerSave<T> {
     ) -> Vec<SaveChunk<'_, T>> {
         let n = o.n_dim;
         // Edge and pair rows are empty when the layer keeps none.
-        let wid = |v: &Vec<T>, w: usize| if v.is_empty() { 0 } else { w };
+        let wid = |v: &[T], w: usize| if v.is_empty() { 0 } else { w };
         let (wd, wz) = (wid(&self.z4d, o.e_dim), wid(&self.z4, o.e_dim));
         let (w1, w2) = (wid(&self.p1, o.e_dim), wid(&self.p2d, o.a_dim));
         let pairs = split_rows(&mut self.p1, pb, w1)
@@ -770,22 +770,36 @@ fn atom_eval<T: Real>(
                         sw: swa,
                     };
                     let kept = keep.is_some();
-                    let fused = fused_block(
-                        cx,
-                        aw,
-                        na,
-                        &blk,
-                        ek,
-                        ej,
-                        swa,
-                        PairFwdOut {
-                            p1: kept.then(|| &mut p1[..nb * ed]),
-                            p1d: kept.then(|| &mut p1d[..nb * ed]),
-                            p2d: kept.then(|| &mut p2d[..nb * ad]),
-                            at: a_dst.is_some().then(|| &mut at_blk[..nb * ad]),
-                            m: Some((&mut *m, at.aidx, sa)),
+                    // Line-aligned kept rows are written in place, streamed, by the fused
+                    // kernel; otherwise the block is built in cache and streamed out.
+                    let direct = keep.as_ref().is_none_or(|k| {
+                        fused::line_rows(&k.p1[r0 * ed..], ed)
+                            && fused::line_rows(&k.p1d[r0 * ed..], ed)
+                            && fused::line_rows(&k.p2d[r0 * ad..], ad)
+                    }) && a_dst
+                        .as_ref()
+                        .is_none_or(|d| fused::line_rows(&d[r0 * ad..], ad));
+                    let (o1, o1d, o2d) = match keep.as_mut() {
+                        Some(k) if direct => (
+                            &mut k.p1[r0 * ed..r1 * ed],
+                            &mut k.p1d[r0 * ed..r1 * ed],
+                            &mut k.p2d[r0 * ad..r1 * ad],
+                        ),
+                        _ => (&mut p1[..nb * ed], &mut p1d[..nb * ed], &mut p2d[..nb * ad]),
+                    };
+                    let out = PairFwdOut {
+                        p1: kept.then_some(o1),
+                        p1d: kept.then_some(o1d),
+                        p2d: kept.then_some(o2d),
+                        at: match a_dst.as_deref_mut() {
+                            Some(d) if direct => Some(&mut d[r0 * ad..r1 * ad]),
+                            Some(_) => Some(&mut at_blk[..nb * ad]),
+                            None => None,
                         },
-                    );
+                        m: Some((&mut *m, at.aidx, sa)),
+                        stream: direct,
+                    };
+                    let fused = fused_block(cx, aw, na, &blk, ek, ej, swa, out);
                     if !fused {
                         angle_block_forward(
                             cx,
@@ -803,12 +817,12 @@ fn atom_eval<T: Real>(
                     }
                     let p1: &[T] = &p1[..nb * ed];
                     // The block is built in cache and streamed out (see `stream_copy`).
-                    if let Some(k) = keep.as_mut() {
+                    if let Some(k) = keep.as_mut().filter(|_| !(fused && direct)) {
                         stream_copy(&mut k.p1[r0 * ed..r1 * ed], p1);
                         stream_copy(&mut k.p1d[r0 * ed..r1 * ed], &p1d[..nb * ed]);
                         stream_copy(&mut k.p2d[r0 * ad..r1 * ad], &p2d[..nb * ad]);
                     }
-                    if let Some(dst) = a_dst.as_deref_mut() {
+                    if let Some(dst) = a_dst.as_deref_mut().filter(|_| !(fused && direct)) {
                         stream_copy(&mut dst[r0 * ad..r1 * ad], &at_blk[..nb * ad]);
                     }
                     // Edge ← angle: pre1 reduced over k with a_sw_j a_sw_k / √Na (the fused
@@ -1485,6 +1499,7 @@ fn atom_backward<T: Real>(
                                 p2d: Some(&mut p2d[..nb * ad]),
                                 at: None,
                                 m: None,
+                                stream: false,
                             },
                         );
                         if !fused {

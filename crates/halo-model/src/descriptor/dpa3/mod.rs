@@ -61,7 +61,7 @@ use geometry::{GeoGrad, Graph};
 use halo_core::{Exchange, ExchangeError, ExchangeSlot};
 use layer::{GradChunk, LayerCtx, LayerSave, ScratchPool};
 use rayon::prelude::*;
-use util::{chunk_bounds, split_rows, uniform_bounds, BufPool, CHUNK, ROW_CHUNK};
+use util::{chunk_bounds, split_rows, uniform_bounds, ABuf, BufPool, CHUNK, ROW_CHUNK};
 
 /// A DPA3 descriptor ready to evaluate in precision `T`.
 #[derive(Debug, Clone)]
@@ -95,10 +95,10 @@ pub struct Dpa3State<T> {
     /// Their neighbour terms `node · W_j` (`nall × (H·n_dim + e_dim)`), l = 0..L.
     pms: Vec<Vec<T>>,
     /// Edge features entering layer l = 1..L (`n_edges × e_dim`), at index l − 1.
-    edges: Vec<Vec<T>>,
+    edges: Vec<ABuf<T>>,
     /// Angle features entering layer l = 1..L (`n_pairs × a_dim`), at index l − 1; empty
     /// for a layer that keeps its angle pairs (its backward does not read them).
-    angles: Vec<Vec<T>>,
+    angles: Vec<ABuf<T>>,
     saves: Vec<LayerSave<T>>,
     /// Per-thread kernel buffers, reused by every layer of the forward and the backward.
     scratch: ScratchPool<T>,
@@ -349,8 +349,8 @@ impl<T: Real> Dpa3<T> {
         }
         let mut nodes: Vec<Vec<T>> = Vec::with_capacity(o.nlayers);
         let mut pms: Vec<Vec<T>> = Vec::with_capacity(o.nlayers);
-        let mut edges: Vec<Vec<T>> = Vec::new();
-        let mut angles: Vec<Vec<T>> = Vec::new();
+        let mut edges: Vec<ABuf<T>> = Vec::new();
+        let mut angles: Vec<ABuf<T>> = Vec::new();
         let mut saves: Vec<LayerSave<T>> = Vec::with_capacity(o.nlayers);
         let mut cur = node0;
         let mut desc_rows = Vec::new();

@@ -304,12 +304,96 @@ unsafe fn stream512(d: *mut u8, s: *const u8, bytes: usize) {
     }
 }
 
+/// A buffer whose first element lies on a 64-byte (cache-line) boundary, so that rows of
+/// whole lines can be written with streamed stores; it derefs to its `len` elements. The
+/// backing vector is fully initialised once and never shrinks, so re-using it for another
+/// length (see [`BufPool`]) writes nothing.
+#[derive(Default)]
+pub(crate) struct ABuf<T> {
+    v: Vec<T>,
+    off: usize,
+    len: usize,
+}
+
+impl<T: Clone> ABuf<T> {
+    /// `len` copies of `x`.
+    fn filled(x: T, len: usize) -> Self {
+        if len == 0 {
+            return ABuf {
+                v: Vec::new(),
+                off: 0,
+                len: 0,
+            };
+        }
+        let pad = 64 / std::mem::size_of::<T>().max(1);
+        let v = vec![x; len + pad];
+        // For f32/f64 a 64-byte boundary is at most 15/7 elements in.
+        let off = v.as_ptr().align_offset(64);
+        let off = if off <= pad { off } else { 0 };
+        ABuf { v, off, len }
+    }
+
+    /// Elements it can hold without reallocating.
+    fn capacity(&self) -> usize {
+        self.v.len().saturating_sub(self.off)
+    }
+
+    /// Its elements as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        self
+    }
+}
+
+impl<T: Real> ABuf<T> {
+    /// `len` zeros.
+    pub fn zeroed(len: usize) -> Self {
+        Self::filled(T::zero(), len)
+    }
+}
+
+impl<T> std::ops::Deref for ABuf<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.v[self.off..self.off + self.len]
+    }
+}
+
+impl<T> std::ops::DerefMut for ABuf<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.v[self.off..self.off + self.len]
+    }
+}
+
+impl<T: Clone> Clone for ABuf<T> {
+    /// A copy that is itself line-aligned (a cloned `Vec` may not be).
+    fn clone(&self) -> Self {
+        match self.first() {
+            Some(x) => {
+                let mut c = ABuf::filled(x.clone(), self.len);
+                c.clone_from_slice(self);
+                c
+            }
+            None => ABuf {
+                v: Vec::new(),
+                off: 0,
+                len: 0,
+            },
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for ABuf<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ABuf({} elements)", self.len)
+    }
+}
+
 /// Large per-evaluation buffers kept between the evaluations of one descriptor. An MD run
 /// evaluates a frame of the same size every step, and glibc unmaps blocks above its largest
 /// mmap threshold (32 MiB) on free, so without reuse every step page-faults its biggest
 /// buffers in again and the kernel zeroes them.
 pub(crate) struct BufPool<T> {
-    free: Mutex<Vec<Vec<T>>>,
+    free: Mutex<Vec<ABuf<T>>>,
 }
 
 /// Buffers a [`BufPool`] holds at most (one evaluation's kept angle pairs and layer outputs).
@@ -326,9 +410,9 @@ impl<T: Real> BufPool<T> {
     /// A buffer of `len` elements with unspecified (finite, stale) contents, for buffers
     /// whose every element is written before it is read. Debug builds fill it with NaN so
     /// a read of an unwritten element shows in the results.
-    pub fn take_dirty(&self, len: usize) -> Vec<T> {
+    pub fn take_dirty(&self, len: usize) -> ABuf<T> {
         if len == 0 {
-            return Vec::new();
+            return ABuf::default();
         }
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         let best = (0..free.len())
@@ -336,14 +420,10 @@ impl<T: Real> BufPool<T> {
             .min_by_key(|&i| free[i].capacity());
         let mut v = match best {
             Some(i) => free.swap_remove(i),
-            None => return vec![T::zero(); len],
+            None => return ABuf::zeroed(len),
         };
         drop(free);
-        if v.len() >= len {
-            v.truncate(len);
-        } else {
-            v.resize(len, T::zero());
-        }
+        v.len = len;
         if cfg!(debug_assertions) {
             v.fill(T::of(f64::NAN));
         }
@@ -351,14 +431,14 @@ impl<T: Real> BufPool<T> {
     }
 
     /// A zeroed buffer of `len` elements.
-    pub fn take_zeroed(&self, len: usize) -> Vec<T> {
+    pub fn take_zeroed(&self, len: usize) -> ABuf<T> {
         let mut v = self.take_dirty(len);
         v.fill(T::zero());
         v
     }
 
     /// Keeps `v` for a later [`BufPool::take_dirty`].
-    pub fn give(&self, v: Vec<T>) {
+    pub fn give(&self, v: ABuf<T>) {
         if v.capacity() == 0 {
             return;
         }
