@@ -8,9 +8,12 @@
 //! vectors is multiplied with `k`-broadcast FMAs (`[W1a | W2a]` is small and stays in L1) and
 //! finished while it is still in registers: edge terms, σ, silu and silu', silut's rare
 //! lanes above the threshold by the scalar definition, the kept rows, the updated angle and
-//! the edge message. Sums run in a fixed order (pair rows ascending), so results do not
-//! depend on the thread count; they differ from the portable path in the last bits (FMA,
-//! another summation order of the product).
+//! the edge message. Kept rows go straight to the line-aligned kept buffers with streamed
+//! stores, so the memory writes overlap the arithmetic. The backward is one pass too: per
+//! pair the gradients of `p1` and `p2`, the switch gradient and the sums per `j` and per `k`,
+//! then one product with `[W1a | W2a]ᵀ` per block. Sums run in a fixed order (pair rows
+//! ascending), so results do not depend on the thread count; they differ from the portable
+//! path in the last bits (FMA, another summation order of the product).
 //!
 //! Each of `e_dim` and `a_dim` is padded to whole vectors in the packed weights; the last
 //! vector of each is masked in every load and store, so any width works.
